@@ -1,0 +1,554 @@
+//! Serde mirrors of the configuration files, exactly as written: `config/credgate.toml`,
+//! `config/routes.toml` and `adapters/<id>.toml`.
+//!
+//! Nothing here is validated beyond what serde checks; `config::compile` turns these into the
+//! runtime configuration and reports every problem with its file and key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::decode::{Charset, Codec};
+
+/// `config/credgate.toml`: process settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessFile {
+    #[serde(default)]
+    pub amqp: AmqpSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub paths: PathsSection,
+    #[serde(default)]
+    pub deadlines: BTreeMap<String, crate::domain::calendar::DeadlineRule>,
+}
+
+/// `[amqp]`: the broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSection {
+    /// Broker URL without credentials, e.g. `amqp://127.0.0.1:5672/%2f`.
+    #[serde(default = "default_amqp_url")]
+    pub url: String,
+    #[serde(default = "default_amqp_username")]
+    pub username: String,
+    /// A secret reference (`${env:NAME}` or `${file:path}`), never the password itself.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Unacknowledged deliveries per consumer (`basic.qos`).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Heartbeat interval in seconds; ≤ 15 so a dead broker is noticed within 45 s.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u16,
+    /// `x-delivery-limit` of every quorum queue (RabbitMQ 3.10 has no default).
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+}
+
+impl Default for AmqpSection {
+    fn default() -> Self {
+        AmqpSection {
+            url: default_amqp_url(),
+            username: default_amqp_username(),
+            password: None,
+            prefetch: default_prefetch(),
+            heartbeat_secs: default_heartbeat(),
+            delivery_limit: default_delivery_limit(),
+        }
+    }
+}
+
+fn default_amqp_url() -> String {
+    "amqp://127.0.0.1:5672/%2f".to_owned()
+}
+fn default_amqp_username() -> String {
+    "guest".to_owned()
+}
+fn default_prefetch() -> u16 {
+    200
+}
+fn default_heartbeat() -> u16 {
+    10
+}
+fn default_delivery_limit() -> u32 {
+    5
+}
+
+/// `[http]`: the ingest listener for platforms that push.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// Largest accepted request body in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Allowed clock skew of signed pushes, in seconds.
+    #[serde(default = "default_signature_window")]
+    pub signature_window_secs: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_http_listen(),
+            max_body_bytes: default_max_body(),
+            signature_window_secs: default_signature_window(),
+        }
+    }
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:8440".to_owned()
+}
+fn default_max_body() -> usize {
+    8 * 1024 * 1024
+}
+fn default_signature_window() -> u64 {
+    300
+}
+
+/// `[admin]`: the operator listener (operations API, metrics, console).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token for the operations API, as a secret reference.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection { listen: default_admin_listen(), token: None }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8441".to_owned()
+}
+
+/// `[store]`: where lineage, dead letters and audit live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { url: default_store_url() }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://data/credgate.db".to_owned()
+}
+
+/// `[limits]`: bounds applied before and during decoding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    #[serde(default = "default_max_document")]
+    pub max_document_bytes: usize,
+    #[serde(default = "default_max_records")]
+    pub max_records_per_document: usize,
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    #[serde(default = "default_max_fields")]
+    pub max_fields_per_record: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_document_bytes: default_max_document(),
+            max_records_per_document: default_max_records(),
+            max_depth: default_max_depth(),
+            max_fields_per_record: default_max_fields(),
+        }
+    }
+}
+
+fn default_max_document() -> usize {
+    8 * 1024 * 1024
+}
+fn default_max_records() -> usize {
+    100_000
+}
+fn default_max_depth() -> usize {
+    32
+}
+fn default_max_fields() -> usize {
+    512
+}
+
+/// `[telemetry]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// `json` (one event per line) or `pretty`.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// An `EnvFilter` directive such as `info` or `credgate=debug`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        TelemetrySection { log_format: default_log_format(), log_level: default_log_level() }
+    }
+}
+
+fn default_log_format() -> String {
+    "json".to_owned()
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+/// `[paths]`: where the catalog, adapters and calendars are, relative to the config directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsSection {
+    #[serde(default = "default_schemas_dir")]
+    pub schemas: String,
+    #[serde(default = "default_adapters_dir")]
+    pub adapters: String,
+    #[serde(default = "default_calendars_dir")]
+    pub calendars: String,
+    #[serde(default = "default_data_dir")]
+    pub data: String,
+}
+
+impl Default for PathsSection {
+    fn default() -> Self {
+        PathsSection {
+            schemas: default_schemas_dir(),
+            adapters: default_adapters_dir(),
+            calendars: default_calendars_dir(),
+            data: default_data_dir(),
+        }
+    }
+}
+
+fn default_schemas_dir() -> String {
+    "../schemas".to_owned()
+}
+fn default_adapters_dir() -> String {
+    "../adapters".to_owned()
+}
+fn default_calendars_dir() -> String {
+    "calendars".to_owned()
+}
+fn default_data_dir() -> String {
+    "../data".to_owned()
+}
+
+/// `config/routes.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteRule>,
+}
+
+/// One routing rule: every condition given must hold (a list means "any of").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    pub name: String,
+    #[serde(default)]
+    pub when: RouteWhen,
+    /// Destination adapter ids.
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWhen {
+    #[serde(default)]
+    pub catalog_item: Vec<String>,
+    #[serde(default)]
+    pub operation: Vec<String>,
+    /// Prefixes of the record's region: the division code inside the authority's USCC
+    /// (characters 3–8), or the record's own `region_code`.
+    #[serde(default)]
+    pub region_prefix: Vec<String>,
+    #[serde(default)]
+    pub subject_category: Vec<String>,
+    #[serde(default)]
+    pub source_adapter: Vec<String>,
+    /// Values of `severity` (alerts) or publicity tier (failed information).
+    #[serde(default)]
+    pub severity: Vec<String>,
+    /// List status of list entries: `listed` or `removed`.
+    #[serde(default)]
+    pub list_status: Vec<String>,
+    /// Arbitrary field equality: `{ alert_kind = ["信用预警"] }`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Vec<String>>,
+}
+
+/// `adapters/<id>.toml`: one platform connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterFile {
+    /// Must equal the file stem.
+    pub id: String,
+    /// Human name of the platform, e.g. 武汉市公共资源交易平台.
+    pub name: String,
+    /// The operating organisation's USCC (`source_org_uscc` of the records it sends).
+    pub org_uscc: String,
+    /// GB/T 2260 division code of the platform's area.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub code_tables: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub inbound: Option<InboundSection>,
+    #[serde(default)]
+    pub outbound: Option<OutboundSection>,
+}
+
+/// The adapter as a source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSection {
+    /// `amqp`, `http` or both.
+    #[serde(default = "default_transports")]
+    pub transports: Vec<String>,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    pub documents: Vec<DocumentSpec>,
+}
+
+fn default_transports() -> Vec<String> {
+    vec!["amqp".to_owned()]
+}
+
+/// Credentials of an HTTP peer; the secret is a reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `hmac-sha256`.
+    pub kind: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+/// One inbound document type and its mapping onto a catalog item.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSpec {
+    pub doc_type: String,
+    pub catalog_item: String,
+    #[serde(default = "default_catalog_version")]
+    pub catalog_version: String,
+    pub codec: Codec,
+    #[serde(default)]
+    pub charset: Option<Charset>,
+    /// XML: name of the element that holds one record.
+    #[serde(default)]
+    pub record_element: Option<String>,
+    /// CSV: field delimiter (one ASCII character).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Source field holding the record version (data timestamp); the receipt time otherwise.
+    #[serde(default)]
+    pub version_field: Option<String>,
+    /// Source field saying whether the record is a retraction.
+    #[serde(default)]
+    pub operation_field: Option<String>,
+    /// Values of `operation_field` that mean retract.
+    #[serde(default)]
+    pub retract_values: Vec<String>,
+    /// What to do with source fields the mapping does not mention.
+    #[serde(default)]
+    pub unmapped: UnmappedPolicy,
+    /// Canonical key → source field (a string) or a detailed spec.
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+fn default_catalog_version() -> String {
+    "1".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmappedPolicy {
+    /// Drop them silently (the platform sends fields the catalog does not know).
+    Ignore,
+    /// Drop them and say so in the receipt.
+    #[default]
+    Warn,
+    /// Reject the record.
+    Reject,
+    /// Keep them under `extensions` (never sent to public destinations).
+    Extensions,
+}
+
+/// How one canonical field is filled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    /// The source field name.
+    From(String),
+    Detailed(FieldDetail),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDetail {
+    /// Source field name(s); the first present and non-empty one wins (old and new exports).
+    #[serde(default)]
+    pub from: Option<OneOrMany>,
+    /// A constant value instead of a source field.
+    #[serde(default, rename = "const")]
+    pub constant: Option<toml::Value>,
+    /// Name of a code table of this adapter translating source codes to catalog values.
+    #[serde(default)]
+    pub codes: Option<String>,
+    /// Separators for multi-valued fields (each character is a separator).
+    #[serde(default)]
+    pub split: Option<String>,
+    /// Source date format(s) in strftime syntax, tried in order.
+    #[serde(default)]
+    pub date_format: Option<OneOrMany>,
+    /// `yuan` converts 元 to 万元 (divide by 10 000).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The adapter as a destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSection {
+    /// `amqp`, `http` or `file`.
+    pub sink: String,
+    /// Catalog items this destination takes; a route to it for another item is a `check` error.
+    pub accepts: Vec<String>,
+    /// `canonical-json`, `xinyong-columns` (信用中国 column-code JSON) or `xml`.
+    #[serde(default = "default_payload_format")]
+    pub format: String,
+    /// Whether the destination publishes to the public (stricter masking is then required).
+    #[serde(default)]
+    pub audience: Audience,
+    /// Personal-data class → action (`keep`, `mask`, `drop`). Every class used by an accepted
+    /// item must be handled.
+    #[serde(default)]
+    pub masking: BTreeMap<String, String>,
+    #[serde(default)]
+    pub http: Option<HttpSinkConfig>,
+    #[serde(default)]
+    pub amqp: Option<AmqpSinkConfig>,
+    #[serde(default)]
+    pub file: Option<FileSinkConfig>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Deliveries per second at most (0 = unlimited).
+    #[serde(default)]
+    pub rate_per_second: u32,
+}
+
+fn default_payload_format() -> String {
+    "canonical-json".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// A credit platform or regulator that is entitled to the full record.
+    #[default]
+    Government,
+    /// A trading platform: sees subjects, not personal identifiers.
+    Trading,
+    /// Anything published to the public.
+    Public,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    pub endpoint: String,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// JSON pointer in a 2xx answer that must hold a success value (e.g. `/code`), for
+    /// platforms that answer 200 with an error body.
+    #[serde(default)]
+    pub success_pointer: Option<String>,
+    #[serde(default)]
+    pub success_values: Vec<String>,
+}
+
+fn default_timeout_secs() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSinkConfig {
+    pub exchange: String,
+    /// May contain `{catalog_item}` and `{operation}`.
+    pub routing_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Delays of the retry tiers in seconds, shortest first; attempt n waits tier min(n, last).
+    #[serde(default = "default_tiers")]
+    pub tiers_secs: Vec<u64>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig { max_attempts: default_max_attempts(), tiers_secs: default_tiers() }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_tiers() -> Vec<u64> {
+    vec![2, 10, 60, 300]
+}

@@ -1,0 +1,413 @@
+//! The pure pipeline: raw document → decode → map → validate → route → encode, producing the
+//! canonical records, the outbound copies per destination and the receipt — without any IO.
+//! The runtime (AMQP and HTTP ingest) and the offline commands (`validate`, `test`, `import`)
+//! all call `process`, so they cannot disagree.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::CompiledConfig;
+use crate::decode::{self, DecodeOptions};
+use crate::domain::ids;
+use crate::domain::rules::RuleContext;
+use crate::encode;
+use crate::record::{Fields, Finding, Severity, Violation};
+use crate::route::{RouteDecision, RouteInput};
+
+/// China has kept UTC+8 without daylight saving since 1991; a fixed offset avoids depending on
+/// the host's tz database for `received_at`.
+pub fn shanghai() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::fixed(jiff::tz::offset(8))
+}
+
+/// RFC 3339 in Asia/Shanghai offset, e.g. `2026-11-23T17:28:30.123+08:00`.
+pub fn rfc3339_shanghai(ts: jiff::Timestamp) -> String {
+    ts.to_zoned(shanghai()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+}
+
+/// One inbound document with its transport metadata.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    pub adapter: &'a str,
+    pub doc_type: &'a str,
+    pub body: &'a [u8],
+    /// `content_type` property or header, if any (`application/json; charset=gb18030`).
+    pub content_type: Option<&'a str>,
+    pub message_id: &'a str,
+    pub correlation_id: Option<&'a str>,
+    pub received_at: jiff::Timestamp,
+}
+
+/// Status of a whole inbound message in its receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Accepted,
+    AcceptedWithWarnings,
+    Rejected,
+    Duplicate,
+}
+
+/// Status of one record in a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Accepted,
+    AcceptedWithWarnings,
+    Rejected,
+}
+
+/// A validated canonical record: envelope keys and catalog fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanonicalRecord {
+    pub envelope: Map<String, Value>,
+    pub fields: Fields,
+}
+
+impl CanonicalRecord {
+    pub fn get_str(&self, key: &str) -> &str {
+        self.envelope.get(key).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn record_key(&self) -> &str {
+        self.get_str("record_key")
+    }
+
+    pub fn record_version(&self) -> &str {
+        self.get_str("record_version")
+    }
+
+    /// The flat JSON of contract §3.
+    pub fn to_json(&self) -> Value {
+        let mut flat = self.envelope.clone();
+        for (k, v) in &self.fields {
+            flat.insert(k.clone(), v.clone());
+        }
+        Value::Object(flat)
+    }
+}
+
+/// One copy of a record for one destination.
+#[derive(Debug, Clone)]
+pub struct OutboundCopy {
+    pub destination: String,
+    /// Stable across redeliveries: destination + record key + record version.
+    pub idempotency_key: String,
+    pub content_type: &'static str,
+    pub payload: Vec<u8>,
+}
+
+/// What the pipeline made of one record of the document.
+#[derive(Debug, Clone)]
+pub struct ProcessedRecord {
+    pub index: usize,
+    pub status: RecordStatus,
+    pub violations: Vec<Violation>,
+    pub record: Option<CanonicalRecord>,
+    pub route: Option<RouteDecision>,
+    pub copies: Vec<OutboundCopy>,
+}
+
+/// What the pipeline made of one inbound document.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub status: ReceiptStatus,
+    /// Violations that reject the whole document (undecodable, unknown document type).
+    pub document_violations: Vec<Violation>,
+    pub records: Vec<ProcessedRecord>,
+    pub raw_sha256: String,
+}
+
+/// The receipt (回执) of contract §5.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Receipt {
+    pub message_id: String,
+    pub correlation_id: Option<String>,
+    pub adapter: String,
+    pub doc_type: String,
+    pub status: ReceiptStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    pub records: Vec<ReceiptRecord>,
+    pub routed_to: Vec<String>,
+    pub received_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReceiptRecord {
+    pub index: usize,
+    pub record_key: Option<String>,
+    pub status: RecordStatus,
+    pub violations: Vec<Violation>,
+}
+
+/// Runs the whole pure pipeline on one document.
+pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
+    let raw_sha256 = hex::encode(Sha256::digest(inbound.body));
+    let reject = |rule: &str, message: String| Processed {
+        status: ReceiptStatus::Rejected,
+        document_violations: vec![Violation {
+            rule: rule.to_owned(),
+            path: String::new(),
+            field: String::new(),
+            code: None,
+            message,
+            severity: Severity::Error,
+        }],
+        records: Vec::new(),
+        raw_sha256: raw_sha256.clone(),
+    };
+    let Some(adapter) = config.adapters.get(inbound.adapter) else {
+        return reject("ADAPTER", format!("未知的适配器 {}", inbound.adapter));
+    };
+    let Some(doc) = adapter.inbound.get(inbound.doc_type) else {
+        return reject(
+            "DOC-TYPE",
+            format!("适配器 {} 未声明文档类型 {}", inbound.adapter, inbound.doc_type),
+        );
+    };
+    let mut options: DecodeOptions = doc.decode.clone();
+    if let Some(content_type) = inbound.content_type {
+        match decode::parse_content_type(content_type) {
+            Ok((codec, charset)) => {
+                if let Some(codec) = codec {
+                    if codec != options.codec {
+                        return reject(
+                            "DECODE",
+                            format!("content_type {content_type} 与文档类型声明的编码格式不符"),
+                        );
+                    }
+                }
+                if charset.is_some() {
+                    options.charset = charset;
+                }
+            }
+            Err(error) => return reject("DECODE", format!("content_type 无效：{error}")),
+        }
+    }
+    let decoded = match decode::decode(inbound.body, &options) {
+        Ok(d) => d,
+        Err(error) => {
+            return reject("DECODE", format!("文档无法解析（{}）：{error}", error.code()));
+        }
+    };
+
+    let received_at = rfc3339_shanghai(inbound.received_at);
+    let received_date = inbound.received_at.to_zoned(shanghai()).date();
+    let rule_ctx =
+        RuleContext { received_at_date: received_date, working_days: Some(&config.calendar) };
+    let item = &doc.mapper.item;
+    let mut records = Vec::with_capacity(decoded.len());
+    for (index, result) in decoded.into_iter().enumerate() {
+        let document = match result {
+            Ok(d) => d,
+            Err(error) => {
+                records.push(ProcessedRecord {
+                    index,
+                    status: RecordStatus::Rejected,
+                    violations: vec![Violation {
+                        rule: "DECODE".into(),
+                        path: error.location.clone(),
+                        field: String::new(),
+                        code: None,
+                        message: error.message.clone(),
+                        severity: Severity::Error,
+                    }],
+                    record: None,
+                    route: None,
+                    copies: Vec::new(),
+                });
+                continue;
+            }
+        };
+        let mapped = doc.mapper.map(&document);
+        let mut violations: Vec<Violation> =
+            mapped.findings.into_iter().map(|f| crate::validate::label(item, f)).collect();
+        violations.extend(crate::validate::validate(item, &mapped.fields, &rule_ctx));
+        let has_error = violations.iter().any(|v| v.severity == Severity::Error);
+        let record_key = record_key(item, &mapped.fields);
+        if has_error {
+            records.push(ProcessedRecord {
+                index,
+                status: RecordStatus::Rejected,
+                violations,
+                record: record_key.map(|key| CanonicalRecord {
+                    envelope: Map::from_iter([("record_key".to_owned(), Value::String(key))]),
+                    fields: Map::new(),
+                }),
+                route: None,
+                copies: Vec::new(),
+            });
+            continue;
+        }
+        let record_key = record_key.unwrap_or_default();
+        let operation = if mapped.retract { "retract" } else { "upsert" };
+        let source_org = mapped
+            .fields
+            .get("source_org_uscc")
+            .and_then(Value::as_str)
+            .unwrap_or(&adapter.org_uscc)
+            .to_owned();
+        let mut envelope = Map::new();
+        envelope.insert("catalog_item".into(), item.item.clone().into());
+        envelope.insert("catalog_version".into(), item.version.clone().into());
+        envelope.insert("record_key".into(), record_key.clone().into());
+        envelope.insert(
+            "record_version".into(),
+            mapped.version.clone().unwrap_or_else(|| received_at.clone()).into(),
+        );
+        envelope.insert("operation".into(), operation.into());
+        envelope.insert("source_adapter".into(), adapter.id.clone().into());
+        envelope.insert("source_org_uscc".into(), source_org.into());
+        envelope.insert("received_at".into(), received_at.clone().into());
+        envelope.insert("message_id".into(), inbound.message_id.into());
+        envelope.insert("raw_sha256".into(), raw_sha256.clone().into());
+        if !mapped.normalized_from.is_empty() {
+            envelope.insert(
+                "normalized_from".into(),
+                Value::Object(
+                    mapped
+                        .normalized_from
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect(),
+                ),
+            );
+        }
+        let record = CanonicalRecord { envelope, fields: mapped.fields };
+        let decision = config.router.route(&RouteInput {
+            catalog_item: &item.item,
+            operation,
+            source_adapter: &adapter.id,
+            fields: &record.fields,
+        });
+        let mut copies = Vec::new();
+        match &decision {
+            RouteDecision::To(destinations) => {
+                for dest_id in destinations {
+                    let Some(dest) =
+                        config.adapters.get(dest_id).and_then(|a| a.destination.as_ref())
+                    else {
+                        continue;
+                    };
+                    let released = dest.policy.apply(item, &record.fields);
+                    let payload = encode::render(dest.format, item, &record.envelope, &released)
+                        .unwrap_or_default();
+                    copies.push(OutboundCopy {
+                        destination: dest_id.clone(),
+                        idempotency_key: idempotency_key(
+                            dest_id,
+                            &record_key,
+                            record.record_version(),
+                        ),
+                        content_type: dest.format.content_type(),
+                        payload,
+                    });
+                }
+            }
+            RouteDecision::Unmatched => violations.push(crate::validate::label(
+                item,
+                Finding::warning(
+                    "ROUTE-UNMATCHED",
+                    "",
+                    "没有路由规则匹配该记录，已转入未路由队列待处理",
+                ),
+            )),
+        }
+        let status = if violations.is_empty() {
+            RecordStatus::Accepted
+        } else {
+            RecordStatus::AcceptedWithWarnings
+        };
+        records.push(ProcessedRecord {
+            index,
+            status,
+            violations,
+            record: Some(record),
+            route: Some(decision),
+            copies,
+        });
+    }
+    let status = overall_status(&records);
+    Processed { status, document_violations: Vec::new(), records, raw_sha256 }
+}
+
+fn overall_status(records: &[ProcessedRecord]) -> ReceiptStatus {
+    if records.is_empty() || records.iter().all(|r| r.status == RecordStatus::Rejected) {
+        ReceiptStatus::Rejected
+    } else if records.iter().all(|r| r.status == RecordStatus::Accepted) {
+        ReceiptStatus::Accepted
+    } else {
+        ReceiptStatus::AcceptedWithWarnings
+    }
+}
+
+/// `<item>:<identity values joined by |>`, with document numbers in their identity form so
+/// that bracket and `第` variants of the same decision share a key.
+pub fn record_key(item: &crate::catalog::CatalogItem, fields: &Fields) -> Option<String> {
+    let mut parts = Vec::with_capacity(item.identity.len());
+    for name in &item.identity {
+        let value = fields.get(name).and_then(crate::map::scalar_text)?;
+        if value.is_empty() {
+            return None;
+        }
+        parts.push(if name.ends_with("doc_no") { ids::doc_no_identity(&value) } else { value });
+    }
+    Some(format!("{}:{}", item.item, parts.join("|")))
+}
+
+/// The outbound idempotency key: a digest of destination, record key and record version.
+pub fn idempotency_key(destination: &str, record_key: &str, record_version: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(destination.as_bytes());
+    hasher.update([0]);
+    hasher.update(record_key.as_bytes());
+    hasher.update([0]);
+    hasher.update(record_version.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+impl Processed {
+    /// The receipt answering the source.
+    pub fn receipt(&self, inbound: &Inbound<'_>) -> Receipt {
+        let mut routed: Vec<String> = self
+            .records
+            .iter()
+            .flat_map(|r| r.copies.iter().map(|c| c.destination.clone()))
+            .collect();
+        routed.sort();
+        routed.dedup();
+        Receipt {
+            message_id: inbound.message_id.to_owned(),
+            correlation_id: inbound.correlation_id.map(str::to_owned),
+            adapter: inbound.adapter.to_owned(),
+            doc_type: inbound.doc_type.to_owned(),
+            status: self.status,
+            violations: self.document_violations.clone(),
+            records: self
+                .records
+                .iter()
+                .map(|r| ReceiptRecord {
+                    index: r.index,
+                    record_key: r.record.as_ref().map(|c| c.record_key().to_owned()),
+                    status: r.status,
+                    violations: r.violations.clone(),
+                })
+                .collect(),
+            routed_to: routed,
+            received_at: rfc3339_shanghai(inbound.received_at),
+        }
+    }
+
+    /// Copies per destination, for reporting.
+    pub fn copies_by_destination(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for copy in self.records.iter().flat_map(|r| &r.copies) {
+            *counts.entry(copy.destination.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}

@@ -1,0 +1,13 @@
+//! The running service: AMQP and HTTP ingest, per-destination delivery, observability, and
+//! the supervisor that reconnects after broker failures and drains on shutdown.
+//!
+//! Only this module (with `broker`, `store` and `sinks`) touches the network; the pipeline it
+//! calls is pure.
+
+pub mod app;
+pub mod delivery;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod sinks;
+pub mod state;

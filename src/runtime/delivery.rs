@@ -1,0 +1,407 @@
+//! Delivery: one worker per destination consumes `credgate.out.<destination>`, so a slow or
+//! dead destination never holds up another. Copies of the same record key go through the same
+//! lane, in order; different keys proceed in parallel. Each copy is acked only after the
+//! destination accepted it, or after it was moved (with a confirm) to a retry queue or the
+//! dead-letter queue with its reason, remote answer and attempt history.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::broker::{self, BrokerError, Outgoing};
+use crate::runtime::ingest::headers;
+use crate::runtime::metrics as m;
+use crate::runtime::sinks::{Copy, Sink, SinkOutcome};
+use crate::runtime::state::AppState;
+use crate::store::Write;
+
+/// Parallel lanes per destination; copies of one record key always share a lane.
+const LANES: usize = 8;
+/// Deliveries a lane may hold waiting (bounded: the broker keeps the rest).
+const LANE_DEPTH: usize = 16;
+
+/// Consumes one destination queue until its channel fails or shutdown is requested.
+///
+/// # Errors
+///
+/// The consumer could not start or its channel died (the supervisor reconnects).
+pub async fn consume_destination(
+    state: Arc<AppState>,
+    connection: &lapin::Connection,
+    destination: String,
+    shutdown: CancellationToken,
+) -> Result<(), BrokerError> {
+    let Some(dest) = state.config.adapters.get(&destination).and_then(|a| a.destination.as_ref())
+    else {
+        return Ok(());
+    };
+    let sink = match Sink::build(dest, &state.config.config_dir) {
+        Ok(s) => Arc::new(s),
+        Err(message) => {
+            error!(destination, error = message, "Cannot build the sink; destination not served.");
+            return Ok(());
+        }
+    };
+    let consume_channel = connection.create_channel().await?;
+    // Enough unacked copies to keep every lane busy, few enough to bound memory.
+    consume_channel.basic_qos((LANES * LANE_DEPTH) as u16, BasicQosOptions::default()).await?;
+    let publish_channel = broker::confirm_channel(connection).await?;
+    let queue = broker::outbound_queue(&destination);
+    let mut consumer = consume_channel
+        .basic_consume(
+            queue.as_str().into(),
+            format!("credgate-deliver-{destination}").into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    info!(destination, queue, "Delivery worker started.");
+
+    let mut lanes = Vec::with_capacity(LANES);
+    let mut lane_tasks = Vec::with_capacity(LANES);
+    for _ in 0..LANES {
+        let (tx, rx) = mpsc::channel::<Delivery>(LANE_DEPTH);
+        lanes.push(tx);
+        let worker = LaneWorker {
+            state: state.clone(),
+            destination: destination.clone(),
+            sink: sink.clone(),
+            publish: publish_channel.clone(),
+        };
+        lane_tasks.push(tokio::spawn(worker.run(rx)));
+    }
+    let result = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            next = consumer.next() => match next {
+                None => break Ok(()),
+                Some(Err(error)) => break Err(BrokerError::from(error)),
+                Some(Ok(delivery)) => {
+                    let key = delivery.properties.headers().as_ref()
+                        .and_then(|h| broker::header_str(h, headers::RECORD_KEY))
+                        .unwrap_or_default();
+                    let mut hasher = DefaultHasher::new();
+                    key.hash(&mut hasher);
+                    let lane = (hasher.finish() as usize) % LANES;
+                    if lanes[lane].send(delivery).await.is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+        }
+    };
+    let _ = consume_channel
+        .basic_cancel(consumer.tag(), lapin::options::BasicCancelOptions::default())
+        .await;
+    drop(lanes);
+    for task in lane_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+    let _ = consume_channel.close(200, "shutdown".into()).await;
+    result
+}
+
+struct LaneWorker {
+    state: Arc<AppState>,
+    destination: String,
+    sink: Arc<Sink>,
+    publish: lapin::Channel,
+}
+
+impl LaneWorker {
+    async fn run(self, mut rx: mpsc::Receiver<Delivery>) {
+        let this = Arc::new(self);
+        while let Some(delivery) = rx.recv().await {
+            let worker = this.clone();
+            // A panic while delivering one copy must not take the lane down: the copy is
+            // requeued and, past the queue's delivery limit, dead-lettered by the broker.
+            let delivery = Arc::new(delivery);
+            let inner = delivery.clone();
+            let handle = tokio::spawn(async move { worker.handle(&inner).await });
+            if handle.await.is_err() {
+                error!(
+                    destination = this.destination,
+                    "Delivery task panicked; requeueing the copy."
+                );
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+            }
+        }
+    }
+
+    async fn handle(&self, delivery: &Delivery) {
+        let empty = FieldTable::default();
+        let h = delivery.properties.headers().as_ref().unwrap_or(&empty);
+        let record_key = broker::header_str(h, headers::RECORD_KEY).unwrap_or_default();
+        let record_version = broker::header_str(h, headers::RECORD_VERSION).unwrap_or_default();
+        let catalog_item = broker::header_str(h, headers::CATALOG_ITEM).unwrap_or_default();
+        let operation =
+            broker::header_str(h, headers::OPERATION).unwrap_or_else(|| "upsert".into());
+        let attempt = broker::header_int(h, headers::ATTEMPT).unwrap_or(0);
+        let idempotency_key = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let content_type = delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_else(|| "application/json".into());
+
+        // An older version arriving after a newer one was delivered is dropped, not sent.
+        match self.state.store.delivered_version(&self.destination, &record_key).await {
+            Ok(Some(delivered)) if delivered.as_str() > record_version.as_str() => {
+                metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
+                    .increment(1);
+                info!(
+                    destination = self.destination,
+                    record_key,
+                    record_version,
+                    delivered_version = delivered,
+                    outcome = "superseded",
+                    "Older version dropped as superseded."
+                );
+                self.ack(delivery).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+                return;
+            }
+        }
+
+        let copy = Copy {
+            destination: &self.destination,
+            idempotency_key: &idempotency_key,
+            record_key: &record_key,
+            catalog_item: &catalog_item,
+            operation: &operation,
+            content_type: &content_type,
+            body: &delivery.data,
+        };
+        let started = Instant::now();
+        let outcome = self.sink.deliver(&copy, Some(&self.publish)).await;
+        metrics::histogram!(m::UPSTREAM_SECONDS, "destination" => self.destination.clone())
+            .record(started.elapsed().as_secs_f64());
+        let (outcome_label, reason, response) = match &outcome {
+            SinkOutcome::Delivered { response } => ("delivered", String::new(), response.clone()),
+            SinkOutcome::Retriable { reason, response } => {
+                ("retriable", reason.clone(), response.clone())
+            }
+            SinkOutcome::Permanent { reason, response } => {
+                ("permanent", reason.clone(), response.clone())
+            }
+        };
+        metrics::counter!(m::UPSTREAM_REQUESTS, "destination" => self.destination.clone(), "outcome" => outcome_label).increment(1);
+        let mut history: Vec<serde_json::Value> = broker::header_str(h, headers::ATTEMPT_HISTORY)
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        history.push(serde_json::json!({
+            "attempt": attempt + 1,
+            "at": crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
+            "outcome": outcome_label,
+            "reason": reason,
+            "response": response.chars().take(500).collect::<String>(),
+        }));
+        match outcome {
+            SinkOutcome::Delivered { response } => {
+                let write = Write::Delivered {
+                    destination: self.destination.clone(),
+                    record_key: record_key.clone(),
+                    record_version: record_version.clone(),
+                    idempotency_key: idempotency_key.clone(),
+                    delivered_at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
+                    response,
+                };
+                if let Err(error) = self.state.store.write(write).await {
+                    // Delivered but not recorded: redelivery will send the same idempotency key.
+                    warn!(destination = self.destination, %error, "Delivery not recorded; requeueing.");
+                    let _ = delivery
+                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                        .await;
+                    return;
+                }
+                self.ack(delivery).await;
+            }
+            SinkOutcome::Retriable { reason, response } => {
+                let max_attempts = self.max_attempts();
+                if attempt + 1 >= i64::from(max_attempts) {
+                    self.dead_letter(
+                        delivery,
+                        &format!("retries exhausted: {reason}"),
+                        &response,
+                        &history,
+                    )
+                    .await;
+                } else {
+                    self.retry(delivery, attempt + 1, &history, &reason).await;
+                }
+            }
+            SinkOutcome::Permanent { reason, response } => {
+                self.dead_letter(delivery, &reason, &response, &history).await;
+            }
+        }
+    }
+
+    fn max_attempts(&self) -> u32 {
+        self.state
+            .config
+            .adapters
+            .get(&self.destination)
+            .and_then(|a| a.destination.as_ref())
+            .map_or(1, |d| d.raw.retry.max_attempts)
+    }
+
+    async fn ack(&self, delivery: &Delivery) {
+        if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+            warn!(destination = self.destination, %error, "Ack failed; the copy will be redelivered with the same idempotency key.");
+        }
+    }
+
+    /// Moves the copy to the retry tier for its attempt, with ±20 % jitter on the delay.
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        attempt: i64,
+        history: &[serde_json::Value],
+        reason: &str,
+    ) {
+        let tiers = self
+            .state
+            .config
+            .adapters
+            .get(&self.destination)
+            .and_then(|a| a.destination.as_ref())
+            .map(|d| d.raw.retry.tiers_secs.clone())
+            .unwrap_or_else(|| vec![2]);
+        let tier = (attempt as usize - 1).min(tiers.len() - 1);
+        let base_ms = tiers[tier] * 1000;
+        let jitter = rand::rng().random_range(0.8..1.2);
+        let delay_ms = ((base_ms as f64) * jitter) as u64;
+        let mut h = delivery.properties.headers().clone().unwrap_or_default();
+        broker::put_int(&mut h, headers::ATTEMPT, attempt);
+        broker::put_str(
+            &mut h,
+            headers::ATTEMPT_HISTORY,
+            &serde_json::to_string(history).unwrap_or_default(),
+        );
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(h)
+            .with_expiration(delay_ms.to_string().into());
+        let message = Outgoing {
+            exchange: broker::RETRY_EXCHANGE.to_owned(),
+            routing_key: format!("{}.{tier}", self.destination),
+            body: delivery.data.clone(),
+            properties,
+            mandatory: true,
+        };
+        metrics::counter!(m::UPSTREAM_RETRIES, "destination" => self.destination.clone())
+            .increment(1);
+        match broker::publish_all(&self.publish, vec![message]).await {
+            Ok(()) => {
+                warn!(
+                    destination = self.destination,
+                    attempt,
+                    delay_ms,
+                    reason,
+                    outcome = "retry",
+                    "Delivery failed; retrying later."
+                );
+                self.ack(delivery).await;
+            }
+            Err(error) => {
+                warn!(destination = self.destination, %error, "Could not park the copy for retry; requeueing.");
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+            }
+        }
+    }
+
+    /// Moves the copy to `credgate.dlq.<destination>` with why, what the destination said, and
+    /// every attempt.
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        response: &str,
+        history: &[serde_json::Value],
+    ) {
+        let mut h = delivery.properties.headers().clone().unwrap_or_default();
+        broker::put_str(&mut h, headers::DEAD_REASON, reason);
+        broker::put_str(
+            &mut h,
+            headers::REMOTE_RESPONSE,
+            &response.chars().take(2000).collect::<String>(),
+        );
+        broker::put_str(
+            &mut h,
+            headers::ATTEMPT_HISTORY,
+            &serde_json::to_string(history).unwrap_or_default(),
+        );
+        let message = Outgoing {
+            exchange: broker::DLQ_EXCHANGE.to_owned(),
+            routing_key: self.destination.clone(),
+            body: delivery.data.clone(),
+            properties: without_expiration(&delivery.properties).with_headers(h),
+            mandatory: true,
+        };
+        match broker::publish_all(&self.publish, vec![message]).await {
+            Ok(()) => {
+                metrics::counter!(m::DEAD_LETTERED, "destination" => self.destination.clone())
+                    .increment(1);
+                error!(
+                    destination = self.destination,
+                    reason,
+                    outcome = "dead_lettered",
+                    "Copy dead-lettered."
+                );
+                self.ack(delivery).await;
+            }
+            Err(error) => {
+                warn!(destination = self.destination, %error, "Could not dead-letter the copy; requeueing.");
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+            }
+        }
+    }
+}
+
+/// The copy's properties without any per-message TTL: a dead letter must never expire.
+fn without_expiration(properties: &lapin::BasicProperties) -> lapin::BasicProperties {
+    let mut out = lapin::BasicProperties::default().with_delivery_mode(2);
+    if let Some(id) = properties.message_id() {
+        out = out.with_message_id(id.clone());
+    }
+    if let Some(content_type) = properties.content_type() {
+        out = out.with_content_type(content_type.clone());
+    }
+    if let Some(timestamp) = properties.timestamp() {
+        out = out.with_timestamp(*timestamp);
+    }
+    if let Some(app_id) = properties.app_id() {
+        out = out.with_app_id(app_id.clone());
+    }
+    out
+}

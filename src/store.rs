@@ -1,0 +1,229 @@
+//! The store: dedup keys and receipts of inbound messages, and the last version delivered per
+//! destination and record key (for supersession). Embedded SQLite by default, PostgreSQL for
+//! several instances; the same SQL runs on both.
+//!
+//! Writes go through one writer task that commits in batches (group commit): many concurrent
+//! callers share one transaction and each is answered only after that transaction committed,
+//! so nothing acknowledged is lost and the per-message cost of a commit is amortised.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Schema migrations, applied in order; the same text runs on SQLite and PostgreSQL.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("store/0001_init.sql"))];
+
+/// How many writes one transaction may carry, and how long the writer waits to fill it.
+const BATCH_MAX: usize = 512;
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("store url `{0}` is neither sqlite:// nor postgres://")]
+    BadUrl(String),
+    #[error("store writer stopped")]
+    WriterGone,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    writer: mpsc::Sender<(Write, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Remember an inbound message id and its receipt (the dedup key).
+    Message {
+        message_id: String,
+        adapter: String,
+        doc_type: String,
+        status: String,
+        receipt: String,
+        received_at: String,
+    },
+    /// A copy was delivered: keep the highest version per destination and key.
+    Delivered {
+        destination: String,
+        record_key: String,
+        record_version: String,
+        idempotency_key: String,
+        delivered_at: String,
+        response: String,
+    },
+}
+
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and runs migrations. A relative SQLite path is
+    /// resolved against `base_dir`.
+    ///
+    /// # Errors
+    ///
+    /// The URL is unsupported or the database cannot be opened or migrated.
+    pub async fn open(url: &str, base_dir: &std::path::Path) -> Result<Store, StoreError> {
+        let pool = if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = if path == ":memory:" {
+                std::path::PathBuf::from(path)
+            } else {
+                base_dir.join(path)
+            };
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit survives power loss; group commit keeps the cost per batch.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10));
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await?)
+        } else {
+            return Err(StoreError::BadUrl(url.to_owned()));
+        };
+        migrate(&pool).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(writer(pool.clone(), rx));
+        Ok(Store { pool, writer: tx })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Commits a write (in a batch with others) and returns once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// The batch's transaction failed or the writer stopped.
+    pub async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send((write, tx)).await.map_err(|_| StoreError::WriterGone)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Sql(sqlx::Error::Protocol(message))),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// The receipt already given for an inbound message id, if any.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn receipt_for(&self, message_id: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT receipt FROM inbound_messages WHERE message_id = $1";
+        let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(message_id).fetch_optional(p).await?);
+        Ok(row.map(|(r,)| r))
+    }
+
+    /// The highest version delivered to a destination for a record key.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn delivered_version(
+        &self,
+        destination: &str,
+        record_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT record_version FROM delivered WHERE destination = $1 AND record_key = $2";
+        let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(destination).bind(record_key).fetch_optional(p).await?);
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> bool {
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    on_pool!(pool, p => {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)").execute(p).await?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_version WHERE version = $1").bind(*version).fetch_optional(p).await?;
+            if done.is_some() {
+                continue;
+            }
+            let mut tx = p.begin().await?;
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)").bind(*version).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+    });
+    Ok(())
+}
+
+type Pending = (Write, oneshot::Sender<Result<(), String>>);
+
+/// The single writer: takes what is queued (up to `BATCH_MAX`, waiting at most `BATCH_WINDOW`
+/// for more) and commits it in one transaction.
+async fn writer(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_MAX);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        while batch.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                _ => break,
+            }
+        }
+        let result = commit(&pool, &batch).await.map_err(|e| e.to_string());
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    on_pool!(pool, p => {
+        let mut tx = p.begin().await?;
+        for (write, _) in batch {
+            match write {
+                Write::Message { message_id, adapter, doc_type, status, receipt, received_at } => {
+                    sqlx::query("INSERT INTO inbound_messages (message_id, adapter, doc_type, status, receipt, received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING")
+                        .bind(message_id).bind(adapter).bind(doc_type).bind(status).bind(receipt).bind(received_at)
+                        .execute(&mut *tx).await?;
+                }
+                Write::Delivered { destination, record_key, record_version, idempotency_key, delivered_at, response } => {
+                    sqlx::query("INSERT INTO delivered (destination, record_key, record_version, idempotency_key, delivered_at, response) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (destination, record_key) DO UPDATE SET record_version = excluded.record_version, idempotency_key = excluded.idempotency_key, delivered_at = excluded.delivered_at, response = excluded.response WHERE excluded.record_version > delivered.record_version")
+                        .bind(destination).bind(record_key).bind(record_version).bind(idempotency_key).bind(delivered_at).bind(response)
+                        .execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await
+    })
+}
