@@ -63,6 +63,15 @@ pub enum Command {
         #[arg(value_enum)]
         action: TopologyAction,
     },
+    /// Play the sample platforms against a running gateway and report what happened.
+    Demo {
+        /// Exit after the report instead of waiting for Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Seconds to wait for receipts and deliveries.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Run every adapter's fixtures offline and compare with the expectations.
     Test {
         /// Only this adapter's fixtures.
@@ -89,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Test { adapter, bless } => test(&cli, adapter.as_deref(), *bless),
         Command::Run => service(&cli),
+        Command::Demo { once, timeout } => demo(&cli, *once, *timeout),
         Command::Topology { action } => topology(&cli, *action),
     }
 }
@@ -344,6 +354,31 @@ fn topology(cli: &Cli, action: TopologyAction) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("topology: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn demo(cli: &Cli, once: bool, timeout: u64) -> ExitCode {
+    let config = match load(cli, true) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(crate::demo::run(&config, std::time::Duration::from_secs(timeout), !once)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("demo: not everything settled within {timeout} s (see the report above)");
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            eprintln!("demo: {error:#}");
             ExitCode::from(1)
         }
     }

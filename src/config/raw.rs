@@ -30,6 +30,35 @@ pub struct ProcessFile {
     pub paths: PathsSection,
     #[serde(default)]
     pub deadlines: BTreeMap<String, crate::domain::calendar::DeadlineRule>,
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+/// `[runtime]`: which workers this instance runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// `ingest` (inbound consumers and HTTP push) and/or `delivery` (destination workers);
+    /// instances can specialise to scale the two sides separately.
+    #[serde(default = "default_roles")]
+    pub roles: Vec<String>,
+    /// Seconds to let in-flight work finish on SIGTERM before channels close (unfinished
+    /// deliveries are then requeued by the broker).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection { roles: default_roles(), shutdown_grace_secs: default_grace() }
+    }
+}
+
+fn default_roles() -> Vec<String> {
+    vec!["ingest".to_owned(), "delivery".to_owned()]
+}
+fn default_grace() -> u64 {
+    20
 }
 
 /// `[amqp]`: the broker connection.
@@ -154,7 +183,7 @@ impl Default for StoreSection {
 }
 
 fn default_store_url() -> String {
-    "sqlite://data/credgate.db".to_owned()
+    "sqlite://credgate.db".to_owned()
 }
 
 /// `[limits]`: bounds applied before and during decoding.

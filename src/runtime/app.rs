@@ -127,8 +127,14 @@ async fn serve_connection(
 
     let tracker = tokio_util::task::TaskTracker::new();
     let connection = Arc::new(connection);
+    let roles = &state.config.process.runtime.roles;
+    let (run_ingest, run_delivery) =
+        (roles.iter().any(|r| r == "ingest"), roles.iter().any(|r| r == "delivery"));
     for adapter in state.config.adapters.values() {
-        if adapter.inbound_transports.iter().any(|t| t == "amqp") && !adapter.inbound.is_empty() {
+        if run_ingest
+            && adapter.inbound_transports.iter().any(|t| t == "amqp")
+            && !adapter.inbound.is_empty()
+        {
             let (state, connection, session, id) =
                 (state.clone(), connection.clone(), session.clone(), adapter.id.clone());
             tracker.spawn(async move {
@@ -140,7 +146,7 @@ async fn serve_connection(
                 }
             });
         }
-        if adapter.destination.is_some() {
+        if run_delivery && adapter.destination.is_some() {
             let (state, connection, session, id) =
                 (state.clone(), connection.clone(), session.clone(), adapter.id.clone());
             tracker.spawn(async move {
