@@ -51,6 +51,8 @@ pub struct FieldMeta {
     pub format: Option<String>,
     /// For arrays: the item type.
     pub item_type: Option<String>,
+    /// For arrays of objects: each property's (type, Chinese title).
+    pub item_properties: BTreeMap<String, (String, String)>,
 }
 
 /// One compiled catalog item version.
@@ -75,10 +77,26 @@ impl CatalogItem {
     /// The Chinese label and column code for a JSON pointer like `/subject_uscc` or
     /// `/penalty_categories/0`.
     pub fn label_for(&self, pointer: &str) -> (String, Option<String>) {
-        let top = pointer.trim_start_matches('/').split('/').next().unwrap_or_default();
-        match self.fields.get(top) {
-            Some(meta) => (meta.title.clone(), meta.code.clone()),
-            None => (String::new(), None),
+        let mut parts = pointer.trim_start_matches('/').split('/');
+        let top = parts.next().unwrap_or_default();
+        let Some(meta) = self.fields.get(top) else { return (String::new(), None) };
+        // `/candidates/0/rank`: the nested property's own label, after the parent's.
+        if let (Some(_index), Some(nested)) = (parts.next(), parts.next()) {
+            if let Some((_, title)) = meta.item_properties.get(nested) {
+                return (format!("{}·{title}", meta.title), meta.code.clone());
+            }
+        }
+        (meta.title.clone(), meta.code.clone())
+    }
+
+    /// The JSON type expected at a pointer (top-level field or array-of-object property).
+    pub fn type_for(&self, pointer: &str) -> Option<&str> {
+        let mut parts = pointer.trim_start_matches('/').split('/');
+        let meta = self.fields.get(parts.next()?)?;
+        match (parts.next(), parts.next()) {
+            (Some(_), Some(nested)) => meta.item_properties.get(nested).map(|(t, _)| t.as_str()),
+            (Some(_), None) => meta.item_type.as_deref(),
+            _ => Some(meta.json_type.as_str()),
         }
     }
 }
@@ -274,6 +292,22 @@ fn field_meta(prop: &Value) -> FieldMeta {
             .and_then(|items| items.get("type"))
             .and_then(Value::as_str)
             .map(str::to_owned),
+        item_properties: prop
+            .get("items")
+            .and_then(|items| items.get("properties"))
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .map(|(name, p)| {
+                        let get = |k: &str| {
+                            p.get(k).and_then(Value::as_str).unwrap_or_default().to_owned()
+                        };
+                        (name.clone(), (get("type"), get("title")))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -21,7 +21,8 @@ use crate::record::Fields;
 pub enum PayloadFormat {
     /// The canonical record, flat JSON (envelope keys + catalog fields).
     CanonicalJson,
-    /// 信用中国 column-code JSON: `{"CF_XDR_MC": …}`; fields without a column code are omitted.
+    /// 信用中国 column-code JSON: `{"CF_XDR_MC": …}`; fields without a column code keep their
+    /// canonical key; `CZLX` (操作类型) says `U` (upsert) or `D` (retract: stop publicity).
     XinyongColumns,
     /// `<record>` XML with canonical element names.
     Xml,
@@ -131,6 +132,21 @@ impl ReleasePolicy {
     pub fn apply(&self, item: &CatalogItem, fields: &Fields) -> Fields {
         let natural_person =
             fields.get("subject_category").and_then(Value::as_str) == Some("自然人");
+        // Names this policy hides must not survive inside free text either.
+        let hidden_names: Vec<String> = fields
+            .iter()
+            .filter_map(|(name, value)| {
+                let class = item.fields.get(name)?.pii.as_deref()?;
+                let hidden = match class {
+                    "subject_name" => natural_person,
+                    "person_name" => true,
+                    _ => false,
+                } && self.actions.get(class).copied().unwrap_or(MaskAction::Drop)
+                    != MaskAction::Keep;
+                let text = value.as_str()?;
+                (hidden && text.chars().count() >= 2).then(|| text.to_owned())
+            })
+            .collect();
         let mut out = Map::with_capacity(fields.len());
         for (name, value) in fields {
             if name == "extensions" && self.audience != Audience::Government {
@@ -149,7 +165,15 @@ impl ReleasePolicy {
                 }
                 MaskAction::Drop => {}
                 MaskAction::Mask => {
-                    out.insert(name.clone(), mask_value(class.unwrap_or_default(), value));
+                    let mut masked = mask_value(class.unwrap_or_default(), value);
+                    if class == Some("third_party") {
+                        if let Value::String(text) = &mut masked {
+                            for hidden in &hidden_names {
+                                *text = text.replace(hidden.as_str(), &ids::mask_name(hidden));
+                            }
+                        }
+                    }
+                    out.insert(name.clone(), masked);
                 }
             }
         }
@@ -220,9 +244,7 @@ pub fn render(
         PayloadFormat::XinyongColumns => {
             let mut columns = Map::new();
             for (name, value) in fields {
-                let Some(code) = item.fields.get(name).and_then(|m| m.code.as_ref()) else {
-                    continue;
-                };
+                let code = item.fields.get(name).and_then(|m| m.code.as_ref()).unwrap_or(name);
                 let value = match value {
                     // Multi-valued fields travel joined with the exchange's separator.
                     Value::Array(items) => Value::String(
@@ -236,6 +258,11 @@ pub fn render(
                 };
                 columns.insert(code.clone(), value);
             }
+            let retract = envelope.get("operation").and_then(Value::as_str) == Some("retract");
+            columns.insert(
+                "CZLX".to_owned(),
+                Value::String(if retract { "D" } else { "U" }.to_owned()),
+            );
             serde_json::to_vec(&columns)
         }
         PayloadFormat::Xml => Ok(render_xml(item, envelope, fields).into_bytes()),

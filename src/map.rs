@@ -245,7 +245,7 @@ impl Mapper {
                 let mut items = Vec::with_capacity(parts.len());
                 for (idx, part) in parts.into_iter().enumerate() {
                     if !is_string_items {
-                        items.push(part);
+                        items.push(coerce_object(part, &field.meta));
                         continue;
                     }
                     let Some(text) = scalar_text(&part) else {
@@ -463,6 +463,33 @@ fn shift_decimal_left(text: &str, places: usize) -> Option<String> {
         result.push_str(new_frac);
     }
     Some(result)
+}
+
+/// Array-of-object items (bid candidates): text values become numbers or booleans where the
+/// catalog says so (XML and CSV carry everything as text).
+fn coerce_object(value: Value, meta: &FieldMeta) -> Value {
+    let Value::Object(map) = value else { return value };
+    Value::Object(
+        map.into_iter()
+            .filter(|(_, v)| !is_empty(v))
+            .map(|(name, v)| {
+                let wanted = meta.item_properties.get(&name).map(|(t, _)| t.as_str());
+                let converted = match (wanted, &v) {
+                    (Some("integer" | "number"), Value::String(text)) => {
+                        serde_json::from_str::<Number>(text.trim()).map(Value::Number).unwrap_or(v)
+                    }
+                    (Some("boolean"), Value::String(text)) => match text.trim() {
+                        "是" | "true" | "1" => Value::Bool(true),
+                        "否" | "false" | "0" => Value::Bool(false),
+                        _ => v,
+                    },
+                    (Some("string"), Value::String(text)) => Value::String(text.trim().to_owned()),
+                    _ => v,
+                };
+                (name, converted)
+            })
+            .collect(),
+    )
 }
 
 fn is_empty(value: &Value) -> bool {

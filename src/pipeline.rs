@@ -104,6 +104,8 @@ pub struct OutboundCopy {
 #[derive(Debug, Clone)]
 pub struct ProcessedRecord {
     pub index: usize,
+    /// Where the record is in the input when that is more useful than its index (`row 4`).
+    pub location: Option<String>,
     pub status: RecordStatus,
     pub violations: Vec<Violation>,
     pub record: Option<CanonicalRecord>,
@@ -139,6 +141,8 @@ pub struct Receipt {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReceiptRecord {
     pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     pub record_key: Option<String>,
     pub status: RecordStatus,
     pub violations: Vec<Violation>,
@@ -200,6 +204,9 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
     let rule_ctx =
         RuleContext { received_at_date: received_date, working_days: Some(&config.calendar) };
     let item = &doc.mapper.item;
+    let is_csv = options.codec == decode::Codec::Csv;
+    // CSV rows are what people open in a spreadsheet: the header is row 1.
+    let location = |index: usize| is_csv.then(|| format!("row {}", index + 2));
     let mut records = Vec::with_capacity(decoded.len());
     for (index, result) in decoded.into_iter().enumerate() {
         let document = match result {
@@ -207,6 +214,7 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
             Err(error) => {
                 records.push(ProcessedRecord {
                     index,
+                    location: location(index),
                     status: RecordStatus::Rejected,
                     violations: vec![Violation {
                         rule: "DECODE".into(),
@@ -227,11 +235,16 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
         let mut violations: Vec<Violation> =
             mapped.findings.into_iter().map(|f| crate::validate::label(item, f)).collect();
         violations.extend(crate::validate::validate(item, &mapped.fields, &rule_ctx));
+        if mapped.retract {
+            // The publication deadline concerns publishing, not withdrawing.
+            violations.retain(|v| v.rule != "SG-12");
+        }
         let has_error = violations.iter().any(|v| v.severity == Severity::Error);
         let record_key = record_key(item, &mapped.fields);
         if has_error {
             records.push(ProcessedRecord {
                 index,
+                location: location(index),
                 status: RecordStatus::Rejected,
                 violations,
                 record: record_key.map(|key| CanonicalRecord {
@@ -324,6 +337,7 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
         };
         records.push(ProcessedRecord {
             index,
+            location: location(index),
             status,
             violations,
             record: Some(record),
@@ -392,6 +406,7 @@ impl Processed {
                 .iter()
                 .map(|r| ReceiptRecord {
                     index: r.index,
+                    location: r.location.clone(),
                     record_key: r.record.as_ref().map(|c| c.record_key().to_owned()),
                     status: r.status,
                     violations: r.violations.clone(),

@@ -105,9 +105,7 @@ fn schema_violation(
         ValidationErrorKind::ExclusiveMinimum { limit } => format!("必须大于 {limit}"),
         ValidationErrorKind::Maximum { limit } => format!("不能大于 {limit}"),
         ValidationErrorKind::Type { .. } => {
-            let wanted = top_field(&path)
-                .and_then(|f| item.fields.get(f))
-                .map_or("正确类型", |m| type_zh(&m.json_type));
+            let wanted = item.type_for(&path).map_or("正确类型", type_zh);
             format!("类型错误，应为{wanted}")
         }
         ValidationErrorKind::Format { format } => format_message(format, fields, &path),
@@ -119,10 +117,6 @@ fn schema_violation(
     };
     let (field, code) = item.label_for(&path);
     Violation { rule: keyword, path, field, code, message, severity: Severity::Error }
-}
-
-fn top_field(pointer: &str) -> Option<&str> {
-    pointer.trim_start_matches('/').split('/').next().filter(|s| !s.is_empty())
 }
 
 fn type_zh(json_type: &str) -> &'static str {
