@@ -640,6 +640,14 @@ mod tests {
         String::from_utf8(w.into_inner().unwrap()).unwrap()
     }
 
+    fn to_xml(fields: &[(String, String)]) -> String {
+        let mut x = String::from("<?xml version=\"1.0\"?>\n<r>");
+        for (k, v) in fields {
+            x += &format!("<{k}>{}</{k}>", quick_xml::escape::escape(v.as_str()));
+        }
+        x + "</r>"
+    }
+
     const ALL: [Codec; 3] = [Codec::Json, Codec::Xml, Codec::Csv];
 
     proptest! {
@@ -647,7 +655,7 @@ mod tests {
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             for codec in ALL {
                 for cs in [None, Some(Charset::Gb18030)] {
-                    let _ = decode(&bytes, &opts(codec, cs));
+                    drop(decode(&bytes, &opts(codec, cs)));
                 }
             }
         }
@@ -655,7 +663,7 @@ mod tests {
         #[test]
         fn never_panics_on_syntax_soup(s in "[{}\\[\\]<>/?!&;#:=\"', \n\\\\a-c0-9\u{4e2d}-]{0,256}") {
             for codec in ALL {
-                let _ = decode(s.as_bytes(), &opts(codec, None));
+                drop(decode(s.as_bytes(), &opts(codec, None)));
             }
         }
 
@@ -664,7 +672,8 @@ mod tests {
             let expected = as_document(&fields);
             let json = serde_json::to_string(&expected).unwrap();
             let csv = to_csv(&fields);
-            for (codec, text) in [(Codec::Json, &json), (Codec::Csv, &csv)] {
+            let xml = to_xml(&fields);
+            for (codec, text) in [(Codec::Json, &json), (Codec::Csv, &csv), (Codec::Xml, &xml)] {
                 let utf8 = decode(text.as_bytes(), &opts(codec, None)).unwrap();
                 prop_assert_eq!(ok_docs(utf8), vec![expected.clone()]);
                 let gbk = decode(&gb(text), &opts(codec, Some(Charset::Gb18030))).unwrap();

@@ -147,6 +147,8 @@ struct Parser<'a, 'o> {
     /// Auto mode: the root element (attributes and text) while its children are collected.
     root: Option<Frame>,
     root_fields: usize,
+    /// Auto mode: a per-record problem of the root's own attributes.
+    root_error: Option<String>,
     done: Vec<Done>,
 }
 
@@ -175,6 +177,7 @@ pub(super) fn decode(
         record_depth: 0,
         root: None,
         root_fields: 0,
+        root_error: None,
         done: Vec::new(),
     };
     p.run()?;
@@ -286,7 +289,7 @@ impl<'a> Parser<'a, '_> {
                 b.fields += 1; // the child element itself
             }
             let mut frame = Frame::new(name.to_owned());
-            let attrs = read_attributes(e, self.limits, &mut frame.obj, true)
+            let attrs = read_attributes(e, self.limits, &mut frame.obj, Some(&mut b.error))
                 .map_err(|err| err.at(self.text, &self.reader))?;
             b.fields += attrs;
             if b.fields > self.limits.max_fields {
@@ -302,12 +305,13 @@ impl<'a> Parser<'a, '_> {
         } else if self.depth == 1 && self.record_element.is_none() {
             // Auto mode root: keep its attributes in case the root turns out to be the record.
             let mut frame = Frame::new(name.to_owned());
-            self.root_fields = read_attributes(e, self.limits, &mut frame.obj, true)
-                .map_err(|err| err.at(self.text, &self.reader))?;
+            self.root_fields =
+                read_attributes(e, self.limits, &mut frame.obj, Some(&mut self.root_error))
+                    .map_err(|err| err.at(self.text, &self.reader))?;
             self.root = Some(frame);
         } else {
             // Outside any record: only bound and check the attributes.
-            read_attributes(e, self.limits, &mut Document::new(), false)
+            read_attributes(e, self.limits, &mut Document::new(), None)
                 .map_err(|err| err.at(self.text, &self.reader))?;
         }
 
@@ -416,7 +420,7 @@ impl<'a> Parser<'a, '_> {
         // The root is the one record.
         let mut root = self.root.take().unwrap_or_else(|| Frame::new(String::new()));
         let mut fields = self.root_fields;
-        let mut error = None;
+        let mut error = self.root_error.take();
         for d in done {
             fields += 1 + d.fields;
             error = error.or(d.error);
@@ -486,14 +490,18 @@ impl AttrFailure {
     }
 }
 
-/// Reads (and when `keep`, stores as `@name`) the attributes of a tag; returns how many fields
-/// were added. Stops at `max_fields + 1` so the attribute scan stays bounded whatever the tag.
+/// Reads the attributes of a tag and, inside a record (`record_error` given), stores them as
+/// `@name`; returns how many fields were added. An oversized value is a per-record problem,
+/// noted in `record_error`. Stops at `max_fields + 1` so the scan stays bounded whatever the tag.
 fn read_attributes(
     e: &BytesStart<'_>,
     limits: &DecodeLimits,
     obj: &mut Document,
-    keep: bool,
+    record_error: Option<&mut Option<String>>,
 ) -> Result<usize, AttrFailure> {
+    let Some(record_error) = record_error else {
+        return check_attributes(e, limits).map(|()| 0);
+    };
     let mut count = 0usize;
     let mut kept = 0usize;
     for attr in e.attributes() {
@@ -506,21 +514,16 @@ fn read_attributes(
         if qname == "xmlns" || qname.starts_with("xmlns:") {
             continue; // prefixes are dropped, so their declarations carry nothing
         }
-        let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|err| match err {
-            quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
-                AttrFailure::Entity(truncate(&name, 40).to_owned())
-            }
-            other => AttrFailure::Syntax(other.to_string()),
-        })?;
-        if !keep {
-            continue;
-        }
+        let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(attr_value_error)?;
         if value.len() > limits.max_field_bytes {
-            return Err(AttrFailure::Syntax(format!(
-                "attribute {:?} is longer than {} bytes",
-                truncate(qname, 40),
-                limits.max_field_bytes
-            )));
+            if record_error.is_none() {
+                *record_error = Some(format!(
+                    "attribute {:?} is longer than {} bytes",
+                    truncate(qname, 40),
+                    limits.max_field_bytes
+                ));
+            }
+            continue;
         }
         let key = format!("@{}", attr.key.local_name().as_ref());
         if obj.contains_key(&key) {
@@ -530,6 +533,27 @@ fn read_attributes(
         kept += 1;
     }
     Ok(kept)
+}
+
+/// Attributes outside records: counted, and checked for syntax and entities, but not kept.
+fn check_attributes(e: &BytesStart<'_>, limits: &DecodeLimits) -> Result<(), AttrFailure> {
+    for (count, attr) in e.attributes().enumerate() {
+        if count >= limits.max_fields {
+            return Err(AttrFailure::TooMany(limits.max_fields));
+        }
+        let attr = attr.map_err(|err| AttrFailure::Syntax(err.to_string()))?;
+        attr.normalized_value(XmlVersion::Implicit1_0).map_err(attr_value_error)?;
+    }
+    Ok(())
+}
+
+fn attr_value_error(err: quick_xml::Error) -> AttrFailure {
+    match err {
+        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
+            AttrFailure::Entity(truncate(&name, 40).to_owned())
+        }
+        other => AttrFailure::Syntax(other.to_string()),
+    }
 }
 
 /// XML 1.0 `Char` production (character references must name one).
@@ -690,6 +714,9 @@ mod tests {
         let e = res[1].as_ref().unwrap_err();
         assert_eq!(e.location, "record 2");
         assert!(e.message.contains("<a>"), "{e}");
+        let res = decode_bytes(b"<l><r x='12345'/><r x='1'/></l>", &o).unwrap();
+        assert!(res[0].as_ref().unwrap_err().message.contains("attribute \"x\""));
+        assert!(res[1].is_ok());
     }
 
     #[test]

@@ -16,9 +16,16 @@ pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// The shared broker of this machine kind, or `None` (tests then skip, unless the suite runs
 /// under `scripts/test.sh`, which requires it).
 pub fn shared_broker() -> Option<Broker> {
-    let reachable = std::net::TcpStream::connect_timeout(&"127.0.0.1:5672".parse().ok()?, Duration::from_secs(1)).is_ok();
+    let reachable = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:5672".parse().ok()?,
+        Duration::from_secs(1),
+    )
+    .is_ok();
     if !reachable {
-        assert!(std::env::var("CREDGATE_REQUIRE_BROKER").is_err(), "RabbitMQ on 127.0.0.1:5672 is required");
+        assert!(
+            std::env::var("CREDGATE_REQUIRE_BROKER").is_err(),
+            "RabbitMQ on 127.0.0.1:5672 is required"
+        );
         eprintln!("skipping: no RabbitMQ on 127.0.0.1:5672");
         return None;
     }
@@ -69,7 +76,14 @@ impl Broker {
         let mut wait = Command::new("rabbitmqctl");
         self.env(&mut wait);
         let status = wait
-            .args(["-n", self.node.as_ref().unwrap(), "wait", "--timeout", "120", self.dir.as_ref().unwrap().join("node.pid").to_str().unwrap()])
+            .args([
+                "-n",
+                self.node.as_ref().unwrap(),
+                "wait",
+                "--timeout",
+                "120",
+                self.dir.as_ref().unwrap().join("node.pid").to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -105,7 +119,11 @@ impl Broker {
             self.env(&mut cmd);
             cmd.args(["-n", node]);
         }
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// A fresh vhost (so every test has its own `credgate.*` topology).
@@ -113,7 +131,10 @@ impl Broker {
         let vhost = format!("credgate-test-{name}-{}", std::process::id());
         self.ctl(&["delete_vhost", &vhost]);
         assert!(self.ctl(&["add_vhost", &vhost]), "add_vhost {vhost}");
-        assert!(self.ctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]), "set_permissions");
+        assert!(
+            self.ctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]),
+            "set_permissions"
+        );
         vhost
     }
 
@@ -127,7 +148,11 @@ impl Drop for Broker {
         if let Some(node) = &self.node {
             let mut cmd = Command::new("rabbitmqctl");
             self.env(&mut cmd);
-            let _ = cmd.args(["-n", node, "shutdown"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = cmd
+                .args(["-n", node, "shutdown"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             if let Some(dir) = &self.dir {
                 if let Ok(pid) = std::fs::read_to_string(dir.join("node.pid")) {
                     let _ = Command::new("kill").args(["-9", pid.trim()]).status();
@@ -164,7 +189,13 @@ pub const SECRET: &str = "test-secret";
 
 impl TestConfig {
     /// `endpoints`: destination id → base URL of its mock.
-    pub fn new(broker: &Broker, vhost: &str, endpoints: &BTreeMap<&str, String>, tiers: &str, max_attempts: u32) -> TestConfig {
+    pub fn new(
+        broker: &Broker,
+        vhost: &str,
+        endpoints: &BTreeMap<&str, String>,
+        tiers: &str,
+        max_attempts: u32,
+    ) -> TestConfig {
         let dir = tempfile::tempdir().unwrap();
         let ingest_port = free_port_near(0);
         let admin_port = free_port_near(0);
@@ -217,7 +248,7 @@ data = "data"
             let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
             let mut text = std::fs::read_to_string(&path).unwrap();
             let re = regex::Regex::new(r#"\$\{env:[A-Z_]+\}"#).unwrap();
-            text = re.replace_all(&text, "$${file:../secret.txt}").into_owned();
+            text = re.replace_all(&text, "$${file:secret.txt}").into_owned();
             if let Some(url) = endpoints.get(id.as_str()) {
                 let re = regex::Regex::new(r#"endpoint = "[^"]+""#).unwrap();
                 text = re.replace(&text, format!(r#"endpoint = "{url}""#).as_str()).into_owned();
@@ -225,7 +256,9 @@ data = "data"
             let re = regex::Regex::new(r"tiers_secs = \[[^\]]*\]").unwrap();
             text = re.replace_all(&text, format!("tiers_secs = {tiers}").as_str()).into_owned();
             let re = regex::Regex::new(r"max_attempts = \d+").unwrap();
-            text = re.replace_all(&text, format!("max_attempts = {max_attempts}").as_str()).into_owned();
+            text = re
+                .replace_all(&text, format!("max_attempts = {max_attempts}").as_str())
+                .into_owned();
             std::fs::write(adapters.join(format!("{id}.toml")), text).unwrap();
         }
         TestConfig { dir, ingest_port, admin_port }
@@ -236,8 +269,11 @@ data = "data"
     }
 
     pub fn load(&self) -> credgate::config::CompiledConfig {
-        credgate::config::CompiledConfig::load(self.path(), &credgate::config::LoadOptions { resolve_secrets: true })
-            .unwrap_or_else(|e| panic!("test config invalid: {e:?}"))
+        credgate::config::CompiledConfig::load(
+            self.path(),
+            &credgate::config::LoadOptions { resolve_secrets: true },
+        )
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"))
     }
 }
 
@@ -251,7 +287,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn spawn(config: &TestConfig) -> Gateway {
-        let mut gateway = Gateway { child: None, config_dir: config.path().to_owned(), admin_port: config.admin_port, log: config.path().join("gateway.log") };
+        let mut gateway = Gateway {
+            child: None,
+            config_dir: config.path().to_owned(),
+            admin_port: config.admin_port,
+            log: config.path().join("gateway.log"),
+        };
         gateway.start();
         gateway
     }
@@ -329,7 +370,11 @@ pub async fn connect(broker: &Broker, vhost: &str) -> lapin::Connection {
 pub async fn depth(connection: &lapin::Connection, queue: &str) -> u32 {
     let Ok(channel) = connection.create_channel().await else { return u32::MAX };
     let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
-    let depth = channel.queue_declare(queue.into(), passive, FieldTable::default()).await.map(|q| q.message_count()).unwrap_or(u32::MAX);
+    let depth = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or(u32::MAX);
     let _ = channel.close(200, "".into()).await;
     depth
 }
@@ -348,17 +393,37 @@ where
 }
 
 /// Reads every message of a queue (acking them): `(message_id, headers-as-json, body)`.
-pub async fn drain_queue(connection: &lapin::Connection, queue: &str) -> Vec<(String, BTreeMap<String, String>, Vec<u8>)> {
+pub async fn drain_queue(
+    connection: &lapin::Connection,
+    queue: &str,
+) -> Vec<(String, BTreeMap<String, String>, Vec<u8>)> {
     let channel = connection.create_channel().await.unwrap();
     let expected = depth(connection, queue).await;
     let mut out = Vec::new();
     if expected == 0 || expected == u32::MAX {
         return out;
     }
-    let mut consumer = channel.basic_consume(queue.into(), "drain".into(), BasicConsumeOptions::default(), FieldTable::default()).await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "drain".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     while out.len() < expected as usize {
-        let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await else { break };
-        let id = delivery.properties.message_id().as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default();
+        let Ok(Some(Ok(delivery))) =
+            tokio::time::timeout(Duration::from_secs(5), consumer.next()).await
+        else {
+            break;
+        };
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
         let mut headers = BTreeMap::new();
         if let Some(h) = delivery.properties.headers() {
             for (k, _) in h.inner() {
@@ -387,7 +452,11 @@ pub struct Accounting {
 
 /// `expected`: idempotency keys that must reach the destination; `accepted`: key → times the
 /// destination answered 2xx; `dead`: keys found in its dead-letter queue.
-pub fn account(expected: &BTreeSet<String>, accepted: &BTreeMap<String, usize>, dead: &BTreeSet<String>) -> Accounting {
+pub fn account(
+    expected: &BTreeSet<String>,
+    accepted: &BTreeMap<String, usize>,
+    dead: &BTreeSet<String>,
+) -> Accounting {
     let delivered: BTreeSet<&String> = accepted.keys().collect();
     Accounting {
         expected: expected.len(),
@@ -428,5 +497,9 @@ pub fn penalty(n: usize) -> Vec<u8> {
 
 /// The idempotency key credgate gives the copy of penalty `n` for a destination.
 pub fn penalty_key(destination: &str, n: usize, version: &str) -> String {
-    credgate::pipeline::idempotency_key(destination, &format!("admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕{n}号"), version)
+    credgate::pipeline::idempotency_key(
+        destination,
+        &format!("admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕{n}号"),
+        version,
+    )
 }
