@@ -173,10 +173,10 @@ async fn fill(opts: &Opts) -> Result<()> {
             )
             .await?;
         pending.push_back(confirm);
-        if pending.len() >= 2000 {
-            if let Some(c) = pending.pop_front() {
-                confirm_ok(c).await?;
-            }
+        if pending.len() >= 2000
+            && let Some(c) = pending.pop_front()
+        {
+            confirm_ok(c).await?;
         }
     }
     for c in pending {

@@ -14,7 +14,7 @@
 #   N=50000            backlog size                 LAT_RATE=1000  offered msg/s in (c)
 #   LAT_SECS=30        duration of (c)              PREFETCHES="50 200 500"   ceiling prefetches
 #   ACK_MODES="1 50"   1 = ack each, K = `multiple` every K
-#   QUEUE_TYPES="quorum classic"                    CREDGATE_PREFETCHES="200" (its default)
+#   QUEUE_TYPES="quorum classic"                    CREDGATE_PREFETCHES="200 500" (latency: first)
 #   BENCH_PORT=56730   AMQP port (dist port +1)     SKIP_BUILD=1   use the built binaries
 #   KEEP=1             keep the temp dir (broker and credgate logs)
 #   PERF=1             perf-record credgate during its drain → bench/results/credgate-perf.txt
@@ -26,7 +26,7 @@ LAT_SECS=${LAT_SECS:-30}
 PREFETCHES=${PREFETCHES:-"50 200 500"}
 ACK_MODES=${ACK_MODES:-"1 50"}
 QUEUE_TYPES=${QUEUE_TYPES:-"quorum classic"}
-CREDGATE_PREFETCHES=${CREDGATE_PREFETCHES:-"200"}
+CREDGATE_PREFETCHES=${CREDGATE_PREFETCHES:-"200 500"}
 PORT=${BENCH_PORT:-56730}
 DIST_PORT=$((PORT + 1))
 
@@ -100,7 +100,9 @@ ceiling_drain() { # qt prefetch ack_every
     C setup --queue-type "$qt" >/dev/null
     out=$(C fill --key bench.ceil.in --count "$N" --prefix "ceil-$qt-$pf-$ack")
     log "  filled $N on $qt ($(kv rate "$out") msg/s); draining with prefetch $pf, ack ${ack/#1/each}"
-    C drain --prefetch "$pf" --ack-every "$ack" --count "$N" >"$TMP/drain.out" 2>&1 &
+    # The binary itself in the background (not the C function: $! would be a subshell).
+    "$BIN/credgate-ceiling" drain --amqp "$AMQP" --prefetch "$pf" --ack-every "$ack" --count "$N" \
+        >"$TMP/drain.out" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     w=$(C watch --in bench.ceil.in --out bench.ceil.out --count "$N" --pid "$pid")
@@ -120,7 +122,8 @@ ceiling_latency() { # qt
     local qt=$1 pf ack pid out
     read -r pf ack <<<"${BEST_CFG[$qt]}"
     C setup --queue-type "$qt" >/dev/null
-    C drain --prefetch "$pf" --ack-every "$ack" >"$TMP/drain-lat.out" 2>&1 &
+    "$BIN/credgate-ceiling" drain --amqp "$AMQP" --prefetch "$pf" --ack-every "$ack" \
+        >"$TMP/drain-lat.out" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     sleep 1
@@ -159,8 +162,8 @@ purge() { local q; for q in "$@"; do rabbitmqctl -n "$NODE" purge_queue "$q" >/d
 
 credgate_runs() {
     "${CG[@]}" topology declare >/dev/null
-    local pf out w last=""
-    for pf in $CREDGATE_PREFETCHES; do last=$pf; done
+    local pf out w first=""
+    for pf in $CREDGATE_PREFETCHES; do first=${first:-$pf}; done
     for pf in $CREDGATE_PREFETCHES; do
         purge "$CG_OUT" credgate.receipts.bench-json
         out=$(C fill --exchange credgate.in --key bench-json.penalty --count "$N" --prefix "cg-$pf")
@@ -194,7 +197,7 @@ credgate_runs() {
         log "  → ${CG_RATE[$pf]} msg/s, ${CG_CPU[$pf]} µs CPU/msg (${CG_CORES[$pf]} cores, ${CG_CS[$pf]} ctx switches/msg), VmHWM ${CG_HWM[$pf]} KiB"
         sleep 1
         CHECK[$pf]=$(C depth "$CG_IN" "$CG_OUT" credgate.receipts.bench-json credgate.rejected.bench-json credgate.dlq._unmatched | tr '\n' ' ')
-        if [[ $pf == "$last" ]]; then
+        if [[ $pf == "$first" ]]; then
             purge "$CG_OUT"
             log "  latency: credgate (prefetch $pf), $LAT_RATE msg/s for $LAT_SECS s"
             LAT[credgate]=$(C latency --exchange credgate.in --key bench-json.penalty --out "$CG_OUT" \

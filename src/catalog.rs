@@ -81,10 +81,10 @@ impl CatalogItem {
         let top = parts.next().unwrap_or_default();
         let Some(meta) = self.fields.get(top) else { return (String::new(), None) };
         // `/candidates/0/rank`: the nested property's own label, after the parent's.
-        if let (Some(_index), Some(nested)) = (parts.next(), parts.next()) {
-            if let Some((_, title)) = meta.item_properties.get(nested) {
-                return (format!("{}·{title}", meta.title), meta.code.clone());
-            }
+        if let (Some(_index), Some(nested)) = (parts.next(), parts.next())
+            && let Some((_, title)) = meta.item_properties.get(nested)
+        {
+            return (format!("{}·{title}", meta.title), meta.code.clone());
         }
         (meta.title.clone(), meta.code.clone())
     }
@@ -205,15 +205,16 @@ fn compile_item(item: &str, version: &str, path: &Path) -> Result<CatalogItem, V
             if meta.title.is_empty() && name != "extensions" {
                 errors.push(err(format!("property `{name}` has no Chinese `title`")));
             }
-            if let Some(pii) = &meta.pii {
-                if !PII_CLASSES.contains(&pii.as_str()) {
-                    errors.push(err(format!("property `{name}`: unknown x-pii class `{pii}`")));
-                }
+            if let Some(pii) = &meta.pii
+                && !PII_CLASSES.contains(&pii.as_str())
+            {
+                errors.push(err(format!("property `{name}`: unknown x-pii class `{pii}`")));
             }
-            if let Some(format) = &meta.format {
-                if !FORMATS.contains(&format.as_str()) && !is_builtin_format(format) {
-                    errors.push(err(format!("property `{name}`: unknown format `{format}`")));
-                }
+            if let Some(format) = &meta.format
+                && !FORMATS.contains(&format.as_str())
+                && !is_builtin_format(format)
+            {
+                errors.push(err(format!("property `{name}`: unknown format `{format}`")));
             }
             fields.insert(name.clone(), meta);
         }

@@ -101,12 +101,11 @@ pub async fn run(
                     _ = stop.cancelled() => break,
                     next = consumer.next() => match next {
                         Some(Ok(d)) => {
-                            if let Ok(receipt) = serde_json::from_slice::<Receipt>(&d.data) {
-                                if receipt.message_id.ends_with(&run_id) {
+                            if let Ok(receipt) = serde_json::from_slice::<Receipt>(&d.data)
+                                && receipt.message_id.ends_with(&run_id) {
                                     let key = if receipt.status == ReceiptStatus::Duplicate { format!("{}#dup", receipt.message_id) } else { receipt.message_id.clone() };
                                     if let Ok(mut r) = receipts.lock() { r.insert(key, receipt); }
                                 }
-                            }
                             let _ = d.ack(BasicAckOptions::default()).await;
                         }
                         _ => break,
@@ -151,24 +150,22 @@ pub async fn run(
         let case_dir = fixtures_root.join(&adapter).join(&case);
         if let Ok(case_file) = std::fs::read_to_string(case_dir.join("case.toml"))
             .map(|t| toml::from_str::<CaseFile>(&t))
+            && let Ok(case_file) = case_file
+            && let Ok(body) = std::fs::read(case_dir.join(&case_file.input))
         {
-            if let Ok(case_file) = case_file {
-                if let Ok(body) = std::fs::read(case_dir.join(&case_file.input)) {
-                    let content_type = case_file
-                        .content_type
-                        .clone()
-                        .unwrap_or_else(|| default_content_type(&case_file.input));
-                    testkit::publish_document(
-                        &publisher,
-                        &adapter,
-                        &case_file.doc_type,
-                        &message_id,
-                        &content_type,
-                        &body,
-                    )
-                    .await?;
-                }
-            }
+            let content_type = case_file
+                .content_type
+                .clone()
+                .unwrap_or_else(|| default_content_type(&case_file.input));
+            testkit::publish_document(
+                &publisher,
+                &adapter,
+                &case_file.doc_type,
+                &message_id,
+                &content_type,
+                &body,
+            )
+            .await?;
         }
     }
     println!(

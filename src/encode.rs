@@ -113,13 +113,13 @@ impl ReleasePolicy {
         }
         for item in accepted {
             for (name, meta) in &item.fields {
-                if let Some(class) = &meta.pii {
-                    if !actions.contains_key(class) {
-                        errors.push(format!(
-                            "masking: class `{class}` (field `{}.{name}`) is not handled",
-                            item.item
-                        ));
-                    }
+                if let Some(class) = &meta.pii
+                    && !actions.contains_key(class)
+                {
+                    errors.push(format!(
+                        "masking: class `{class}` (field `{}.{name}`) is not handled",
+                        item.item
+                    ));
                 }
             }
         }
@@ -166,11 +166,11 @@ impl ReleasePolicy {
                 MaskAction::Drop => {}
                 MaskAction::Mask => {
                     let mut masked = mask_value(class.unwrap_or_default(), value);
-                    if class == Some("third_party") {
-                        if let Value::String(text) = &mut masked {
-                            for hidden in &hidden_names {
-                                *text = text.replace(hidden.as_str(), &ids::mask_name(hidden));
-                            }
+                    if class == Some("third_party")
+                        && let Value::String(text) = &mut masked
+                    {
+                        for hidden in &hidden_names {
+                            *text = text.replace(hidden.as_str(), &ids::mask_name(hidden));
                         }
                     }
                     out.insert(name.clone(), masked);
@@ -273,7 +273,7 @@ fn render_xml(item: &CatalogItem, envelope: &Map<String, Value>, fields: &Fields
     let mut xml = String::with_capacity(1024);
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<record");
     for key in ["catalog_item", "catalog_version", "record_key", "record_version", "operation"] {
-        if let Some(value) = envelope.get(key).and_then(|v| crate::map::scalar_text(v)) {
+        if let Some(value) = envelope.get(key).and_then(crate::map::scalar_text) {
             xml.push_str(&format!(" {key}=\"{}\"", quick_xml::escape::escape(value.as_str())));
         }
     }

@@ -207,10 +207,10 @@ impl Mapper {
                 }
             };
             let Some(value) = value else { continue };
-            if let Some(converted) = self.convert(field, value, &mut out) {
-                if !is_empty(&converted) {
-                    out.fields.insert(field.target.clone(), converted);
-                }
+            if let Some(converted) = self.convert(field, value, &mut out)
+                && !is_empty(&converted)
+            {
+                out.fields.insert(field.target.clone(), converted);
             }
         }
         self.handle_unmapped(doc, &mut out);

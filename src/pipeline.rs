@@ -177,13 +177,13 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
     if let Some(content_type) = inbound.content_type {
         match decode::parse_content_type(content_type) {
             Ok((codec, charset)) => {
-                if let Some(codec) = codec {
-                    if codec != options.codec {
-                        return reject(
-                            "DECODE",
-                            format!("content_type {content_type} 与文档类型声明的编码格式不符"),
-                        );
-                    }
+                if let Some(codec) = codec
+                    && codec != options.codec
+                {
+                    return reject(
+                        "DECODE",
+                        format!("content_type {content_type} 与文档类型声明的编码格式不符"),
+                    );
                 }
                 if charset.is_some() {
                     options.charset = charset;

@@ -169,7 +169,7 @@ fn matches(when: &RouteWhen, input: &RouteInput<'_>) -> bool {
         && when.fields.iter().all(|(name, values)| {
             input.fields.get(name).is_some_and(|v| {
                 let v = crate::map::scalar_text(v).unwrap_or_default();
-                values.iter().any(|x| *x == v)
+                values.contains(&v)
             })
         })
 }

@@ -59,13 +59,13 @@ fn amount_precision(item: &CatalogItem, fields: &Fields, out: &mut Vec<Violation
         if meta.format.as_deref() != Some("amount-10k-cny") {
             continue;
         }
-        if let Some(Value::Number(n)) = fields.get(name) {
-            if catalog::amount_decimals(n) > 6 {
-                out.push(label(
-                    item,
-                    Finding::error("format", format!("/{name}"), "金额（万元）最多保留 6 位小数"),
-                ));
-            }
+        if let Some(Value::Number(n)) = fields.get(name)
+            && catalog::amount_decimals(n) > 6
+        {
+            out.push(label(
+                item,
+                Finding::error("format", format!("/{name}"), "金额（万元）最多保留 6 位小数"),
+            ));
         }
     }
 }

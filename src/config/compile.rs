@@ -106,7 +106,7 @@ impl CompiledConfig {
                 Catalog::default()
             }
         };
-        let calendar = match Calendar::load_dir(&resolve_dir(&process.paths.calendars)) {
+        let calendar = match Calendar::load_dir(resolve_dir(&process.paths.calendars)) {
             Ok(c) => c,
             Err(e) => {
                 errors.push(ConfigError {
@@ -242,7 +242,7 @@ impl CompiledConfig {
                             let decode = DecodeOptions {
                                 codec: doc.codec,
                                 charset: doc.charset,
-                                limits: limits.clone(),
+                                limits,
                                 xml: XmlOptions { record_element: doc.record_element.clone() },
                                 csv: CsvOptions { delimiter },
                             };

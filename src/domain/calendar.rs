@@ -502,6 +502,13 @@ impl PeriodRule {
     }
 }
 
+/// The calendar is what the publication-lag rule (SG-12) counts working days with.
+impl crate::domain::rules::WorkingDays for Calendar {
+    fn working_days_between(&self, start: Date, end: Date) -> Result<i64, String> {
+        Calendar::working_days_between(self, start, end).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -970,12 +977,5 @@ adjusted_working_days = ["2026-01-04"]
         let e =
             YearDataError::AdjustedNotWeekend { date: date(2026, 1, 5), weekday: Weekday::Monday };
         assert_eq!(e.to_string(), "adjusted working day 2026-01-05 is not a weekend day (Monday)");
-    }
-}
-
-/// The calendar is what the publication-lag rule (SG-12) counts working days with.
-impl crate::domain::rules::WorkingDays for Calendar {
-    fn working_days_between(&self, start: Date, end: Date) -> Result<i64, String> {
-        Calendar::working_days_between(self, start, end).map_err(|e| e.to_string())
     }
 }

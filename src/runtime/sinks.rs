@@ -193,7 +193,7 @@ pub fn classify_http(status: u16, body: &str, config: &HttpSinkConfig) -> SinkOu
                     other => other.to_string(),
                 });
                 return match found {
-                    Some(code) if config.success_values.iter().any(|s| *s == code) => {
+                    Some(code) if config.success_values.contains(&code) => {
                         SinkOutcome::Delivered { response }
                     }
                     Some(code) => SinkOutcome::Permanent {

@@ -1,6 +1,9 @@
 //! The integration-test binary (one, as matklad recommends): offline pipeline checks over the
 //! shipped configuration, and end-to-end and fault tests against a real RabbitMQ.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used)]
+
 #[allow(dead_code, unreachable_pub)]
 mod support;
 

@@ -29,7 +29,7 @@ pub fn shared_broker() -> Option<Broker> {
         eprintln!("skipping: no RabbitMQ on 127.0.0.1:5672");
         return None;
     }
-    Some(Broker { port: 5672, node: None, dir: None })
+    Some(Broker { port: 5672, node: None, dir: None, server: std::sync::Mutex::new(None) })
 }
 
 /// A RabbitMQ node: the shared one, or a private one started for fault injection.
@@ -38,6 +38,8 @@ pub struct Broker {
     pub port: u16,
     node: Option<String>,
     dir: Option<PathBuf>,
+    /// The `rabbitmq-server` process of a private node, reaped when the node stops.
+    server: std::sync::Mutex<Option<Child>>,
 }
 
 impl Broker {
@@ -49,7 +51,8 @@ impl Broker {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let node = format!("credgate{tag}{}@localhost", std::process::id());
-        let broker = Broker { port, node: Some(node), dir: Some(dir) };
+        let broker =
+            Broker { port, node: Some(node), dir: Some(dir), server: std::sync::Mutex::new(None) };
         broker.boot();
         broker
     }
@@ -72,7 +75,11 @@ impl Broker {
     fn boot(&self) {
         let mut cmd = Command::new("rabbitmq-server");
         self.env(&mut cmd);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("rabbitmq-server");
+        let child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("rabbitmq-server");
+        if let Some(mut old) = self.server.lock().unwrap().replace(child) {
+            let _ = old.wait();
+        }
         let mut wait = Command::new("rabbitmqctl");
         self.env(&mut wait);
         let status = wait
@@ -159,6 +166,9 @@ impl Drop for Broker {
                 }
                 let _ = std::fs::remove_dir_all(dir);
             }
+            if let Some(mut server) = self.server.lock().unwrap().take() {
+                let _ = server.wait();
+            }
         }
     }
 }
@@ -240,6 +250,10 @@ data = "data"
         std::fs::copy(root.join("config/routes.toml"), dir.path().join("routes.toml")).unwrap();
         let adapters = dir.path().join("adapters");
         std::fs::create_dir_all(&adapters).unwrap();
+        let env_ref = regex::Regex::new(r#"\$\{env:[A-Z_]+\}"#).unwrap();
+        let endpoint_re = regex::Regex::new(r#"endpoint = "[^"]+""#).unwrap();
+        let tiers_re = regex::Regex::new(r"tiers_secs = \[[^\]]*\]").unwrap();
+        let attempts_re = regex::Regex::new(r"max_attempts = \d+").unwrap();
         for entry in std::fs::read_dir(root.join("adapters")).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "toml") {
@@ -247,16 +261,15 @@ data = "data"
             }
             let id = path.file_stem().unwrap().to_str().unwrap().to_owned();
             let mut text = std::fs::read_to_string(&path).unwrap();
-            let re = regex::Regex::new(r#"\$\{env:[A-Z_]+\}"#).unwrap();
-            text = re.replace_all(&text, "$${file:secret.txt}").into_owned();
+            text = env_ref.replace_all(&text, "$${file:secret.txt}").into_owned();
             if let Some(url) = endpoints.get(id.as_str()) {
-                let re = regex::Regex::new(r#"endpoint = "[^"]+""#).unwrap();
-                text = re.replace(&text, format!(r#"endpoint = "{url}""#).as_str()).into_owned();
+                text = endpoint_re
+                    .replace(&text, format!(r#"endpoint = "{url}""#).as_str())
+                    .into_owned();
             }
-            let re = regex::Regex::new(r"tiers_secs = \[[^\]]*\]").unwrap();
-            text = re.replace_all(&text, format!("tiers_secs = {tiers}").as_str()).into_owned();
-            let re = regex::Regex::new(r"max_attempts = \d+").unwrap();
-            text = re
+            text =
+                tiers_re.replace_all(&text, format!("tiers_secs = {tiers}").as_str()).into_owned();
+            text = attempts_re
                 .replace_all(&text, format!("max_attempts = {max_attempts}").as_str())
                 .into_owned();
             std::fs::write(adapters.join(format!("{id}.toml")), text).unwrap();
@@ -426,7 +439,7 @@ pub async fn drain_queue(
             .unwrap_or_default();
         let mut headers = BTreeMap::new();
         if let Some(h) = delivery.properties.headers() {
-            for (k, _) in h.inner() {
+            for k in h.inner().keys() {
                 if let Some(v) = credgate::broker::header_str(h, k.as_str()) {
                     headers.insert(k.as_str().to_owned(), v);
                 }
