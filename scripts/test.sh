@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it: formatting, lints, unit and integration tests (the
+# broker tests against a real RabbitMQ, fault tests on private nodes they start and stop),
+# then `credgate check` and `credgate test` on the shipped configuration, and the main job
+# once end to end. Installs/starts RabbitMQ and PostgreSQL where they are missing.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$CREDGATE_ROOT"
+
+ensure_rabbitmq
+ensure_postgres || log "PostgreSQL unavailable (only the PostgreSQL store tests need it)"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+log "Building tests"
+cargo test --locked --no-run --quiet
+log "Running tests"
+CREDGATE_REQUIRE_BROKER=1 cargo test --locked -- --test-threads=2
+
+BIN="$CARGO_TARGET_DIR/debug/credgate"
+log "credgate check on the shipped configuration"
+"$BIN" --config config check
+log "credgate test on the shipped configuration"
+"$BIN" --config config test | tail -n 3
+
+log "The main job once, end to end"
+scripts/demo.sh --once
