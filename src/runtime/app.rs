@@ -52,6 +52,7 @@ pub async fn run(
         publisher: tokio::sync::RwLock::new(None),
         inspector: tokio::sync::RwLock::new(None),
         prometheus,
+        in_flight: Default::default(),
     });
 
     let ingest_listener = TcpListener::bind(&config.process.http.listen).await?;

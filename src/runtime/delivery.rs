@@ -67,6 +67,7 @@ pub async fn consume_destination(
         .await?;
     info!(destination, queue, "Delivery worker started.");
 
+    let limiter = Arc::new(RateLimiter::new(dest.raw.rate_per_second));
     let mut lanes = Vec::with_capacity(LANES);
     let mut lane_tasks = Vec::with_capacity(LANES);
     for _ in 0..LANES {
@@ -77,6 +78,8 @@ pub async fn consume_destination(
             destination: destination.clone(),
             sink: sink.clone(),
             publish: publish_channel.clone(),
+            limiter: limiter.clone(),
+            queue: queue.clone(),
         };
         lane_tasks.push(tokio::spawn(worker.run(rx)));
     }
@@ -87,6 +90,7 @@ pub async fn consume_destination(
                 None => break Ok(()),
                 Some(Err(error)) => break Err(BrokerError::from(error)),
                 Some(Ok(delivery)) => {
+                    state.in_flight.start(&queue, delivery.delivery_tag, delivery.properties.timestamp().unwrap_or(0));
                     let key = delivery.properties.headers().as_ref()
                         .and_then(|h| broker::header_str(h, headers::RECORD_KEY))
                         .unwrap_or_default();
@@ -108,6 +112,7 @@ pub async fn consume_destination(
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
     let _ = consume_channel.close(200, "shutdown".into()).await;
+    state.in_flight.clear(&queue);
     result
 }
 
@@ -116,6 +121,38 @@ struct LaneWorker {
     destination: String,
     sink: Arc<Sink>,
     publish: lapin::Channel,
+    /// Shared by the destination's lanes: the destination's `rate_per_second`.
+    limiter: Arc<RateLimiter>,
+    queue: String,
+}
+
+/// Spaces calls to a destination evenly (`rate_per_second`, 0 = unlimited). Waiting here
+/// holds at most the lanes' bounded deliveries; the rest stays in the broker.
+#[derive(Debug)]
+struct RateLimiter {
+    interval: Option<Duration>,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    fn new(per_second: u32) -> RateLimiter {
+        RateLimiter {
+            interval: (per_second > 0).then(|| Duration::from_secs(1) / per_second),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let Some(interval) = self.interval else { return };
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 impl LaneWorker {
@@ -137,6 +174,7 @@ impl LaneWorker {
                     .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
                     .await;
             }
+            this.state.settle(&this.queue, delivery.delivery_tag);
         }
     }
 
@@ -197,6 +235,7 @@ impl LaneWorker {
             content_type: &content_type,
             body: &delivery.data,
         };
+        self.limiter.wait().await;
         let started = Instant::now();
         let outcome = self.sink.deliver(&copy, Some(&self.publish)).await;
         metrics::histogram!(m::UPSTREAM_SECONDS, "destination" => self.destination.clone())

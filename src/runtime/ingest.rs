@@ -287,9 +287,14 @@ pub async fn consume_adapter(
                 None => break Ok(()),
                 Some(Err(error)) => break Err(BrokerError::from(error)),
                 Some(Ok(delivery)) => {
-                    let state = state.clone();
-                    let adapter = adapter.clone();
-                    tasks.spawn(async move { handle_delivery(&state, &adapter, delivery).await });
+                    let published = delivery.properties.timestamp().unwrap_or(0);
+                    let tag = delivery.delivery_tag;
+                    state.in_flight.start(&queue, tag, published);
+                    let (state, adapter, queue) = (state.clone(), adapter.clone(), queue.clone());
+                    tasks.spawn(async move {
+                        handle_delivery(&state, &adapter, delivery).await;
+                        state.settle(&queue, tag);
+                    });
                 }
             }
         }
@@ -301,6 +306,7 @@ pub async fn consume_adapter(
     tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), tasks.wait()).await;
     let _ = channel.close(200, "shutdown".into()).await;
+    state.in_flight.clear(&queue);
     result
 }
 
