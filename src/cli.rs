@@ -262,8 +262,11 @@ fn test(cli: &Cli, adapter: Option<&str>, bless: bool) -> ExitCode {
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|error| {
+        eprintln!("cannot start the async runtime: {error}");
+        ExitCode::from(1)
+    })
 }
 
 fn service(cli: &Cli) -> ExitCode {
@@ -280,10 +283,7 @@ fn service(cli: &Cli) -> ExitCode {
     );
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = rt.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -311,10 +311,7 @@ fn topology(cli: &Cli, action: TopologyAction) -> ExitCode {
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result: Result<(), String> = rt.block_on(async {
         let connection = crate::broker::connect(&config, "credgate-cli").await.map_err(|e| e.to_string())?;
@@ -366,10 +363,7 @@ fn demo(cli: &Cli, once: bool, timeout: u64) -> ExitCode {
     };
     let rt = match runtime() {
         Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(crate::demo::run(&config, std::time::Duration::from_secs(timeout), !once)) {
         Ok(true) => ExitCode::SUCCESS,

@@ -121,6 +121,11 @@ impl Router {
         })
     }
 
+    /// A router that matches nothing (used while reporting a broken routes file).
+    pub fn empty() -> Router {
+        Router { rules: Vec::new(), accepts: BTreeMap::new() }
+    }
+
     /// Routes one record.
     pub fn route(&self, input: &RouteInput<'_>) -> RouteDecision {
         let mut out = BTreeSet::new();

@@ -386,8 +386,7 @@ impl CompiledConfig {
                     file: routes_path.display().to_string(),
                     message,
                 }));
-                Router::compile(&RoutesFile::default(), &destinations, &[])
-                    .unwrap_or_else(|_| unreachable_router())
+                Router::empty()
             }
         };
         if errors.is_empty() {
@@ -451,12 +450,6 @@ impl SecretCtx<'_> {
             }
         }
     }
-}
-
-fn unreachable_router() -> Router {
-    // An empty rule set always compiles; this arm exists only to avoid a panic path.
-    Router::compile(&RoutesFile::default(), &BTreeMap::new(), &[])
-        .unwrap_or_else(|_| unreachable_router())
 }
 
 fn adapter_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
