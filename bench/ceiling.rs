@@ -323,6 +323,7 @@ async fn watch(opts: &Opts) -> Result<()> {
     let output = opts.str("out")?;
     let count: u32 = opts.num("count", 50_000)?;
     let pid: Option<u32> = opts.values.get("pid").map(|p| p.parse()).transpose()?;
+    let broker: Option<u32> = opts.values.get("broker-pid").map(|p| p.parse()).transpose()?;
     let timeout = Duration::from_secs(opts.num("timeout", 300)?);
     let out_base: u32 = opts.num("out-base", 0)?;
     let conn = connect(opts).await?;
@@ -333,8 +334,9 @@ async fn watch(opts: &Opts) -> Result<()> {
     let (started, cpu_start, cs_start) = loop {
         let cpu = pid.and_then(cpu_us);
         let cs = pid.and_then(ctx_switches);
+        let bcpu = broker.and_then(cpu_us);
         if queue_depth(&ch, input).await? < count {
-            break (Instant::now(), cpu, cs);
+            break (Instant::now(), cpu, (cs, bcpu));
         }
         if Instant::now() > deadline {
             bail!("timeout: {input} never started draining");
@@ -349,7 +351,7 @@ async fn watch(opts: &Opts) -> Result<()> {
             break (
                 started.elapsed().as_secs_f64(),
                 pid.and_then(cpu_us),
-                pid.and_then(ctx_switches),
+                (pid.and_then(ctx_switches), broker.and_then(cpu_us)),
             );
         }
         if Instant::now() > deadline {
@@ -359,6 +361,10 @@ async fn watch(opts: &Opts) -> Result<()> {
         tokio::time::sleep(poll).await;
     };
     println!("count={count} secs={secs:.3} rate={:.0}", f64::from(count) / secs);
+    let ((cs_start, broker_start), (cs_end, broker_end)) = (cs_start, cs_end);
+    if let (Some(a), Some(b)) = (broker_start, broker_end) {
+        println!("broker_cpu_us_per_msg={:.1}", (b - a) / f64::from(count));
+    }
     if let (Some(pid), Some(a), Some(b)) = (pid, cpu_start, cpu_end) {
         println!("cpu_us_per_msg={:.1}", (b - a) / f64::from(count));
         println!("cpu_cores={:.2}", (b - a) / 1e6 / secs);

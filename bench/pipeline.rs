@@ -227,6 +227,7 @@ fn main() -> Result<()> {
             message_id: "bench-7.1-0001",
             correlation_id: None,
             received_at,
+            source_timestamp: None,
         };
         // Sanity: the record is accepted and routed to the one bench destination.
         let processed = pipeline::process(&config, &inbound);

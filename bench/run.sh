@@ -105,12 +105,13 @@ ceiling_drain() { # qt prefetch ack_every
         >"$TMP/drain.out" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    w=$(C watch --in bench.ceil.in --out bench.ceil.out --count "$N" --pid "$pid")
+    w=$(C watch --in bench.ceil.in --out bench.ceil.out --count "$N" --pid "$pid" --broker-pid "$BROKER_PID")
     wait "$pid"
     CEIL_RATE[$qt/$pf/$ack]=$(kv rate "$w")
     CEIL_CPU[$qt/$pf/$ack]=$(kv cpu_us_per_msg "$w")
     CEIL_CS[$qt/$pf/$ack]=$(kv ctx_switches_per_msg "$w")
-    log "  → ${CEIL_RATE[$qt/$pf/$ack]} msg/s, ceiling CPU ${CEIL_CPU[$qt/$pf/$ack]} µs/msg"
+    CEIL_BCPU[$qt/$pf/$ack]=$(kv broker_cpu_us_per_msg "$w")
+    log "  → ${CEIL_RATE[$qt/$pf/$ack]} msg/s, ceiling CPU ${CEIL_CPU[$qt/$pf/$ack]} µs/msg, broker ${CEIL_BCPU[$qt/$pf/$ack]} µs/msg"
     if [[ -z "${BEST_RATE[$qt]:-}" || ${CEIL_RATE[$qt/$pf/$ack]} -gt ${BEST_RATE[$qt]} ]]; then
         BEST_RATE[$qt]=${CEIL_RATE[$qt/$pf/$ack]}
         BEST_CFG[$qt]="$pf $ack"
@@ -144,7 +145,7 @@ export CREDGATE_TELEMETRY__LOG_LEVEL=warn
 CG=("$BIN/credgate" --config "$ROOT/bench/config")
 CG_IN=credgate.in.bench-json
 CG_OUT=credgate.out.bench-sink
-declare -A CG_RATE CG_CPU CG_CORES CG_HWM CG_ERRORS CG_CS CEIL_CS
+declare -A CG_RATE CG_CPU CG_CORES CG_HWM CG_ERRORS CG_CS CEIL_CS CG_BCPU CEIL_BCPU
 CG_PID=""
 start_credgate() { # prefetch run-id
     export CREDGATE_AMQP__PREFETCH=$1
@@ -174,7 +175,7 @@ credgate_runs() {
             perf record -F 1999 -p "$CG_PID" -o "$TMP/perf-p$pf.data" >/dev/null 2>&1 &
             perf_pid=$!
         fi
-        w=$(C watch --in "$CG_IN" --out "$CG_OUT" --count "$N" --pid "$CG_PID" --timeout 600)
+        w=$(C watch --in "$CG_IN" --out "$CG_OUT" --count "$N" --pid "$CG_PID" --broker-pid "$BROKER_PID" --timeout 600)
         if [[ -n "$perf_pid" ]]; then
             kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
             {
@@ -194,7 +195,8 @@ credgate_runs() {
         CG_CORES[$pf]=$(kv cpu_cores "$w")
         CG_HWM[$pf]=$(kv vmhwm_kib "$w")
         CG_CS[$pf]=$(kv ctx_switches_per_msg "$w")
-        log "  → ${CG_RATE[$pf]} msg/s, ${CG_CPU[$pf]} µs CPU/msg (${CG_CORES[$pf]} cores, ${CG_CS[$pf]} ctx switches/msg), VmHWM ${CG_HWM[$pf]} KiB"
+        CG_BCPU[$pf]=$(kv broker_cpu_us_per_msg "$w")
+        log "  → ${CG_RATE[$pf]} msg/s, ${CG_CPU[$pf]} µs CPU/msg (${CG_CORES[$pf]} cores, ${CG_CS[$pf]} ctx switches/msg; broker ${CG_BCPU[$pf]} µs/msg), VmHWM ${CG_HWM[$pf]} KiB"
         sleep 1
         CHECK[$pf]=$(C depth "$CG_IN" "$CG_OUT" credgate.receipts.bench-json credgate.rejected.bench-json credgate.dlq._unmatched | tr '\n' ' ')
         if [[ $pf == "$first" ]]; then
@@ -250,13 +252,13 @@ mib() { awk -v k="$1" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "n
     echo
     echo "## (a) Ceiling: consume → publish with confirm → ack (no processing)"
     echo
-    echo "| queues | prefetch | ack | drain msg/s | ceiling CPU µs/msg | context switches/msg |"
-    echo "|---|---:|---|---:|---:|---:|"
+    echo "| queues | prefetch | ack | drain msg/s | ceiling CPU µs/msg | broker CPU µs/msg | context switches/msg |"
+    echo "|---|---:|---|---:|---:|---:|---:|"
     for qt in $QUEUE_TYPES; do
         for pf in $PREFETCHES; do
             for ack in $ACK_MODES; do
                 a="each"; [[ $ack != 1 ]] && a="multiple/$ack"
-                echo "| $qt | $pf | $a | ${CEIL_RATE[$qt/$pf/$ack]} | ${CEIL_CPU[$qt/$pf/$ack]} | ${CEIL_CS[$qt/$pf/$ack]} |"
+                echo "| $qt | $pf | $a | ${CEIL_RATE[$qt/$pf/$ack]} | ${CEIL_CPU[$qt/$pf/$ack]} | ${CEIL_BCPU[$qt/$pf/$ack]} | ${CEIL_CS[$qt/$pf/$ack]} |"
             done
         done
     done
@@ -271,10 +273,10 @@ mib() { awk -v k="$1" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else print "n
     echo "copy to credgate.route (confirm + mandatory), commits the dedup row in SQLite, publishes the"
     echo "receipt (confirmed) and acks: two confirmed publishes per message where the ceiling has one."
     echo
-    echo "| prefetch | drain msg/s | ratio vs quorum ceiling (target ≥ 0.95) | CPU µs/msg (≤ 40) | CPU cores used | context switches/msg | peak RSS MiB (< 96) | warnings/errors logged |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| prefetch | drain msg/s | ratio vs quorum ceiling (target ≥ 0.95) | CPU µs/msg (≤ 40) | CPU cores used | broker CPU µs/msg | context switches/msg | peak RSS MiB (< 96) | warnings/errors logged |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for pf in $CREDGATE_PREFETCHES; do
-        echo "| $pf | ${CG_RATE[$pf]} | $(ratio "${CG_RATE[$pf]}" "${BEST_RATE[quorum]:-0}") | ${CG_CPU[$pf]} | ${CG_CORES[$pf]} | ${CG_CS[$pf]} | $(mib "${CG_HWM[$pf]}") | ${CG_ERRORS[$pf]} |"
+        echo "| $pf | ${CG_RATE[$pf]} | $(ratio "${CG_RATE[$pf]}" "${BEST_RATE[quorum]:-0}") | ${CG_CPU[$pf]} | ${CG_CORES[$pf]} | ${CG_BCPU[$pf]} | ${CG_CS[$pf]} | $(mib "${CG_HWM[$pf]}") | ${CG_ERRORS[$pf]} |"
     done
     echo
     if [[ -n "${BEST_RATE[classic]:-}" ]]; then

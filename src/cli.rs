@@ -168,6 +168,7 @@ fn validate(
             message_id: &message_id,
             correlation_id: None,
             received_at: jiff::Timestamp::now(),
+            source_timestamp: None,
         };
         let processed = pipeline::process(&config, &inbound);
         if !processed.document_violations.is_empty()

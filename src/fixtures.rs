@@ -93,6 +93,7 @@ fn run_case(
         message_id: &message_id,
         correlation_id: None,
         received_at,
+        source_timestamp: None,
     };
     let processed = pipeline::process(config, &inbound);
     let actual = describe(&processed, &inbound);

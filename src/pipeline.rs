@@ -39,6 +39,10 @@ pub struct Inbound<'a> {
     pub message_id: &'a str,
     pub correlation_id: Option<&'a str>,
     pub received_at: jiff::Timestamp,
+    /// When the source published the document (AMQP `timestamp`), if it said. Without a
+    /// version field in the mapping this is the record version, so a redelivery of the same
+    /// message yields the same version — and the same outbound idempotency keys.
+    pub source_timestamp: Option<jiff::Timestamp>,
 }
 
 /// Status of a whole inbound message in its receipt.
@@ -270,7 +274,12 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
         envelope.insert("record_key".into(), record_key.clone().into());
         envelope.insert(
             "record_version".into(),
-            mapped.version.clone().unwrap_or_else(|| received_at.clone()).into(),
+            mapped
+                .version
+                .clone()
+                .or_else(|| inbound.source_timestamp.map(rfc3339_shanghai))
+                .unwrap_or_else(|| received_at.clone())
+                .into(),
         );
         envelope.insert("operation".into(), operation.into());
         envelope.insert("source_adapter".into(), adapter.id.clone().into());

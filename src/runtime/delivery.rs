@@ -159,6 +159,12 @@ impl LaneWorker {
     async fn run(self, mut rx: mpsc::Receiver<Delivery>) {
         let this = Arc::new(self);
         while let Some(delivery) = rx.recv().await {
+            if !delivery.acker.usable() {
+                // The channel it came on is gone: the broker has requeued it, and sending it
+                // now would only produce a duplicate that can never be acked.
+                this.state.settle(&this.queue, delivery.delivery_tag);
+                continue;
+            }
             let worker = this.clone();
             // A panic while delivering one copy must not take the lane down: the copy is
             // requeued and, past the queue's delivery limit, dead-lettered by the broker.

@@ -166,10 +166,19 @@ async fn push_inner(
         message_id: &message_id,
         correlation_id: correlation.as_deref(),
         received_at: jiff::Timestamp::now(),
+        source_timestamp: None,
     };
     // A push never waits forever: past the deadline the platform retries with the same id.
-    let result =
-        tokio::time::timeout(Duration::from_secs(60), ingest::ingest(state, &inbound)).await;
+    // A broker resource alarm blocks publishing without failing it: answer 503 as soon as
+    // the broker says so instead of holding the platform until the confirm times out. The
+    // dedup key is only written after confirms, so the platform's retry is ingested again.
+    let result = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(60), ingest::ingest(state, &inbound)) => r,
+        _ = broker_blocked(state) => {
+            drop(permit);
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "broker resource alarm: publishing blocked");
+        }
+    };
     drop(permit);
     match result {
         Ok(Ok(outcome)) => {
@@ -187,6 +196,17 @@ async fn push_inner(
             tracing::warn!(adapter = adapter_id, doc_type, %error, "Push not ingested.");
             problem(StatusCode::SERVICE_UNAVAILABLE, "not stored; retry with the same message id")
         }
+    }
+}
+
+/// Resolves once the broker blocks publishing (resource alarm) or the connection drops.
+async fn broker_blocked(state: &AppState) {
+    loop {
+        if state.broker_blocked.load(Ordering::Relaxed) || !state.broker_up.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

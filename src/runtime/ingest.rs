@@ -334,6 +334,9 @@ async fn handle_delivery(state: &AppState, adapter: &str, delivery: Delivery) {
                 message_id,
                 correlation_id: correlation_id.as_deref(),
                 received_at,
+                source_timestamp: props
+                    .timestamp()
+                    .and_then(|t| jiff::Timestamp::from_second(t as i64).ok()),
             };
             ingest(state, &inbound).await.map(|_| ())
         }

@@ -17,10 +17,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use credgate::broker::{self, Outgoing};
-use credgate::testkit::{self, Behaviour, MockDestination};
+use credgate::testkit::{Behaviour, MockDestination};
 use tokio_util::sync::CancellationToken;
 
 use super::support::{self, Accounting, Broker, Gateway, TestConfig};
+
+/// Deletes a test's vhost when the test ends, also when it fails.
+struct Vhost<'a> {
+    broker: &'a Broker,
+    name: String,
+}
+
+impl Vhost<'_> {
+    fn new<'a>(broker: &'a Broker, name: &str) -> Vhost<'a> {
+        Vhost { broker, name: broker.vhost(name) }
+    }
+}
+
+impl Drop for Vhost<'_> {
+    fn drop(&mut self) {
+        self.broker.delete_vhost(&self.name);
+    }
+}
 
 /// The record version given to every penalty (`DATA_TIMESTAMP`), so idempotency keys are stable.
 const VERSION: &str = "2026-10-09T09:30:00+08:00";
@@ -56,9 +74,12 @@ fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
 
 /// A medium-severity supervision alert (routed to the housing regulator only).
 fn alert(i: usize, marker: Option<&str>) -> Vec<u8> {
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&fixture("hb-smart-supervision", "alert-high-severity", "input.json"))
-            .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&fixture(
+        "hb-smart-supervision",
+        "alert-high-severity",
+        "input.json",
+    ))
+    .unwrap();
     doc["alertId"] = alert_id(i).into();
     doc["level"] = "2".into();
     if let Some(marker) = marker {
@@ -176,7 +197,8 @@ async fn dead_letters(connection: &lapin::Connection, destination: &str) -> Vec<
         .await
         .into_iter()
         .map(|(_, headers, _)| {
-            let key = headers.get("x-credgate-record-key").map(|k| header_key(k)).unwrap_or_default();
+            let key =
+                headers.get("x-credgate-record-key").map(|k| header_key(k)).unwrap_or_default();
             (key, headers)
         })
         .collect()
@@ -319,6 +341,16 @@ fn assert_clean_log(gateway: &Gateway) {
     );
 }
 
+/// Raises a destination's `rate_per_second` in a test configuration: the credit site's
+/// production limit (50/s) would turn these runs into throughput tests.
+fn set_rate(config: &TestConfig, destination: &str, per_second: u32) {
+    let path = config.path().join(format!("adapters/{destination}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let re = regex::Regex::new(r"rate_per_second = \d+").unwrap();
+    let text = re.replace(&text, format!("rate_per_second = {per_second}").as_str());
+    std::fs::write(&path, text.as_bytes()).unwrap();
+}
+
 async fn credit_mock(behaviour: Behaviour, stop: &CancellationToken) -> MockDestination {
     MockDestination::start("127.0.0.1:0", behaviour, Some(support::SECRET.into()), stop.clone())
         .await
@@ -329,7 +361,8 @@ fn endpoints<'a>(
     credit: &MockDestination,
     regulator: Option<&MockDestination>,
 ) -> BTreeMap<&'a str, String> {
-    let mut out = BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+    let mut out =
+        BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
     if let Some(regulator) = regulator {
         out.insert("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr));
     }
@@ -346,10 +379,12 @@ async fn broker_killed_mid_stream() {
     let started = Instant::now();
     let n = 2000;
     let broker = Broker::start_private("bk");
-    let vhost = broker.vhost("broker-kill");
+    let vhost_guard = Vhost::new(&broker, "broker-kill");
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::Accept, &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
+    set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
 
     let documents: Vec<Outgoing> = (0..n)
@@ -358,8 +393,7 @@ async fn broker_killed_mid_stream() {
     let expected: BTreeSet<String> = (0..n).map(|i| penalty_record_key(10_000 + i)).collect();
     let uri = broker::amqp_uri(&broker.amqp_url(&vhost), "guest", Some("guest"), 5);
     let confirmed = Arc::new(AtomicUsize::new(0));
-    let publisher =
-        tokio::spawn(publish_reliably(uri, documents, 50, confirmed.clone()));
+    let publisher = tokio::spawn(publish_reliably(uri, documents, 50, confirmed.clone()));
 
     assert!(
         wait_for(Duration::from_secs(60), || confirmed.load(Ordering::SeqCst) >= n * 3 / 10).await,
@@ -423,7 +457,6 @@ async fn broker_killed_mid_stream() {
     assert_clean_log(&gateway);
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
 }
 
 /// R4 (CI size): the gateway is SIGKILLed at ~30 % and ~60 % of processing and restarted each
@@ -433,21 +466,30 @@ async fn gateway_killed_mid_stream() {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     let n = 1500;
-    let vhost = broker.vhost("gateway-kill");
+    let vhost_guard = Vhost::new(&broker, "gateway-kill");
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::Accept, &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
+    set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
     let connection = support::connect(&broker, &vhost).await;
-    let channel = broker::confirm_channel(&connection).await.unwrap();
     let expected: BTreeSet<String> = (0..n).map(|i| penalty_record_key(20_000 + i)).collect();
     let documents: Vec<Outgoing> = (0..n)
         .map(|i| inbound("wh-ggzy", "penalty", &format!("gk-p-{i}"), penalty(20_000 + i, None)))
         .collect();
-    for window in documents.chunks(100) {
-        broker::publish_all(&channel, window.to_vec()).await.unwrap();
-    }
-    let published = Instant::now();
+    // The platform keeps sending (50 documents every 150 ms) while the gateway is killed, so
+    // both ingest and delivery are mid-stream at each kill.
+    let publishing = {
+        let channel = broker::confirm_channel(&connection).await.unwrap();
+        tokio::spawn(async move {
+            for window in documents.chunks(50) {
+                broker::publish_all(&channel, window.to_vec()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            Instant::now()
+        })
+    };
 
     let mut kills = Vec::new();
     for fraction in [3, 6] {
@@ -462,6 +504,7 @@ async fn gateway_killed_mid_stream() {
         tokio::task::block_in_place(|| gateway.start());
     }
 
+    let published = publishing.await.unwrap();
     let all_in = wait_for(Duration::from_secs(120), || {
         let seen = tally(&credit);
         expected.iter().all(|k| seen.accepted.contains_key(k))
@@ -479,13 +522,12 @@ async fn gateway_killed_mid_stream() {
     let duplicates_answered = receipts
         .iter()
         .filter(|(_, _, b)| {
-            serde_json::from_slice::<serde_json::Value>(b)
-                .is_ok_and(|r| r["status"] == "duplicate")
+            serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|r| r["status"] == "duplicate")
         })
         .count();
     eprintln!(
         "[gateway_killed_mid_stream] N {n}, kills at {kills:?} delivered records, all delivered \
-         {:.1} s after publishing, {duplicates_answered} redelivered documents answered \
+         {:.1} s after the last publish, {duplicates_answered} redelivered documents answered \
          `duplicate`; total {:.1} s",
         delivered_in.as_secs_f64(),
         started.elapsed().as_secs_f64()
@@ -506,7 +548,6 @@ async fn gateway_killed_mid_stream() {
     assert_clean_log(&gateway);
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
 }
 
 /// R6/R8: the credit site answers 500 for 6 s and then recovers — every penalty is delivered
@@ -521,14 +562,9 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
     let (n_penalties, n_alerts) = (40, 30);
     const MARKER: &str = "REJECT-ME-400";
     let rejected: BTreeSet<usize> = (0..n_alerts).filter(|i| i % 5 == 2).collect();
-    let vhost = broker.vhost("dest-faults");
+    let vhost_guard = Vhost::new(&broker, "dest-faults");
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
-    let fail_until = Instant::now() + Duration::from_secs(60);
-    // Placeholder until the gateway is up; the real window starts when publishing starts.
-    drop(fail_until);
-    let fail_for = Duration::from_secs(6);
-    // The mock's window is fixed at creation, so create it just before publishing: start the
-    // regulator and the gateway first with a placeholder credit endpoint port reserved.
     let regulator = MockDestination::start(
         "127.0.0.1:0",
         Behaviour::RejectContaining(MARKER.into()),
@@ -537,16 +573,28 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
     )
     .await
     .unwrap();
-    // Gateway boot takes well under the failure window; the window is measured from here.
-    let fail_until = Instant::now() + fail_for + Duration::from_secs(2);
-    let credit = credit_mock(Behaviour::FailUntil(fail_until), &stop).await;
-    let config =
-        TestConfig::new(&broker, &vhost, &endpoints(&credit, Some(&regulator)), "[1, 2]", 8);
+    // The credit site fails for 6 s from the moment publishing starts: its mock starts on a
+    // reserved port once the gateway is up (nothing reaches it before the first publish).
+    let credit_port = support::free_port_near(0);
+    let endpoints = BTreeMap::from([
+        ("hb-credit", format!("http://127.0.0.1:{credit_port}/api/credit/push")),
+        ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
+    ]);
+    let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 8);
+    set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
     let connection = support::connect(&broker, &vhost).await;
     let channel = broker::confirm_channel(&connection).await.unwrap();
+    let fail_until = Instant::now() + Duration::from_secs(6);
+    let credit = MockDestination::start(
+        &format!("127.0.0.1:{credit_port}"),
+        Behaviour::FailUntil(fail_until),
+        Some(support::SECRET.into()),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
     let published = Instant::now();
-    assert!(published + Duration::from_secs(3) < fail_until, "gateway start took too long");
     let mut documents = Vec::new();
     for i in 0..n_penalties.max(n_alerts) {
         if i < n_penalties {
@@ -655,7 +703,6 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
     assert_eq!(drained, Ok(()), "queues not drained");
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
 }
 
 /// R8 / §9: undecodable and schema-invalid documents interleaved with good ones never block the
@@ -666,20 +713,20 @@ async fn poison_document_does_not_block_the_queue() {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     const MARKER: &str = "DELIVERY-POISON";
-    let vhost = broker.vhost("poison");
+    let vhost_guard = Vhost::new(&broker, "poison");
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::RejectContaining(MARKER.into()), &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
+    set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
     let connection = support::connect(&broker, &vhost).await;
     let channel = broker::confirm_channel(&connection).await.unwrap();
 
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
-    let mut bad_uscc: serde_json::Value =
-        serde_json::from_slice(&penalty(40_900, None)).unwrap();
+    let mut bad_uscc: serde_json::Value = serde_json::from_slice(&penalty(40_900, None)).unwrap();
     bad_uscc["CF_XDR_SHXYM"] = "91420100MA4K3R7QXX".into();
-    let mut no_doc_no: serde_json::Value =
-        serde_json::from_slice(&penalty(40_901, None)).unwrap();
+    let mut no_doc_no: serde_json::Value = serde_json::from_slice(&penalty(40_901, None)).unwrap();
     no_doc_no.as_object_mut().unwrap().remove("CF_WSH");
     let mut bad_date: serde_json::Value = serde_json::from_slice(&penalty(40_902, None)).unwrap();
     bad_date["CF_JDRQ"] = "2026-02-30".into();
@@ -714,12 +761,12 @@ async fn poison_document_does_not_block_the_queue() {
             &format!("po-g-{i}"),
             penalty(40_100 + i, None),
         ));
-        if i % 4 == 1 {
-            if let Some((name, body)) = poison.next() {
-                let id = format!("po-x-{name}");
-                documents.push(inbound("wh-ggzy", "penalty", &id, body));
-                poison_ids.push(id);
-            }
+        if i % 4 == 1
+            && let Some((name, body)) = poison.next()
+        {
+            let id = format!("po-x-{name}");
+            documents.push(inbound("wh-ggzy", "penalty", &id, body));
+            poison_ids.push(id);
         }
     }
     assert!(poison.next().is_none(), "not every poison document was interleaved");
@@ -779,7 +826,12 @@ async fn poison_document_does_not_block_the_queue() {
         assert_eq!(headers.get("x-credgate-dead-reason").map(String::as_str), Some("http 400"));
     }
     // Ingest side: every poison document kept once with its violations, with a rejected receipt.
-    assert_eq!(rejected.len(), n_poison, "rejected queue: {:?}", rejected.iter().map(|r| &r.0).collect::<Vec<_>>());
+    assert_eq!(
+        rejected.len(),
+        n_poison,
+        "rejected queue: {:?}",
+        rejected.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
     for id in &poison_ids {
         let kept = rejected
             .iter()
@@ -815,6 +867,4 @@ async fn poison_document_does_not_block_the_queue() {
     assert_eq!(drained, Ok(()), "queues not drained");
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
-    let _ = testkit::Behaviour::Accept;
 }

@@ -7,5 +7,7 @@
 #[allow(dead_code, unreachable_pub)]
 mod support;
 
+mod alarms;
 mod config_and_fixtures;
 mod end_to_end;
+mod faults;

@@ -61,10 +61,25 @@ impl Broker {
         let dir = self.dir.as_ref().unwrap();
         let node = self.node.as_ref().unwrap();
         std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        // RabbitMQ 3.10 does not create its data and log directories itself.
+        std::fs::create_dir_all(dir.join("mnesia")).unwrap();
+        std::fs::create_dir_all(dir.join("log")).unwrap();
+        // Debian's wrapper drops root to the `rabbitmq` user, which must own the node's files.
+        let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq"]).arg(dir).status();
+        // `rabbitmq-server` started as root drops to the `rabbitmq` user, which must own the
+        // node's directories (root-owned ones make the node exit at once).
+        let _ = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq", dir.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .status();
         cmd.env("RABBITMQ_NODENAME", node)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", (self.port + 20000).to_string())
+            // Ephemeral AMQP ports reach 60999: `port + 20000` would overflow u16.
+            .env(
+                "RABBITMQ_DIST_PORT",
+                self.port.checked_add(20000).unwrap_or(self.port - 20000).to_string(),
+            )
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
@@ -120,7 +135,7 @@ impl Broker {
         format!("amqp://127.0.0.1:{}/{}", self.port, vhost.replace('/', "%2f"))
     }
 
-    fn ctl(&self, args: &[&str]) -> bool {
+    pub fn ctl(&self, args: &[&str]) -> bool {
         let mut cmd = Command::new("rabbitmqctl");
         if let Some(node) = &self.node {
             self.env(&mut cmd);
