@@ -99,7 +99,8 @@ pub async fn run(
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(15));
+        // Capped low: after a broker restart the gateway should be back within seconds.
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     let _ = ingest_server.await;
     let _ = admin_server.await;
