@@ -235,10 +235,10 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
                 continue;
             }
         };
-        let mapped = doc.mapper.map(&document);
+        let mut mapped = doc.mapper.map(&document);
         let mut violations: Vec<Violation> =
             mapped.findings.into_iter().map(|f| crate::validate::label(item, f)).collect();
-        violations.extend(crate::validate::validate(item, &mapped.fields, &rule_ctx));
+        violations.extend(crate::validate::validate(item, &mut mapped.fields, &rule_ctx));
         if mapped.retract {
             // The publication deadline concerns publishing, not withdrawing.
             violations.retain(|v| v.rule != "SG-12");

@@ -12,14 +12,18 @@ use crate::domain::ids;
 use crate::domain::rules::{self, RuleContext};
 use crate::record::{Fields, Finding, Severity, Violation};
 
-/// Validates the fields of one record.
-pub fn validate(item: &CatalogItem, fields: &Fields, ctx: &RuleContext<'_>) -> Vec<Violation> {
+/// Validates the fields of one record. The fields are lent to the schema validator as a
+/// JSON object (moved in and back out, not copied) and are unchanged on return.
+pub fn validate(item: &CatalogItem, fields: &mut Fields, ctx: &RuleContext<'_>) -> Vec<Violation> {
     let mut violations = Vec::new();
-    let instance = Value::Object(fields.clone());
+    let instance = Value::Object(std::mem::take(fields));
     if !item.validator.is_valid(&instance) {
         for error in item.validator.iter_errors(&instance) {
-            violations.push(schema_violation(item, fields, &error));
+            violations.push(schema_violation(item, &instance, &error));
         }
+    }
+    if let Value::Object(map) = instance {
+        *fields = map;
     }
     amount_precision(item, fields, &mut violations);
     for finding in rules::check_record(&item.item, fields, ctx) {
@@ -72,7 +76,7 @@ fn amount_precision(item: &CatalogItem, fields: &Fields, out: &mut Vec<Violation
 
 fn schema_violation(
     item: &CatalogItem,
-    fields: &Fields,
+    instance: &Value,
     error: &jsonschema::ValidationError<'_>,
 ) -> Violation {
     let mut path = error.instance_path().as_str().to_owned();
@@ -108,7 +112,7 @@ fn schema_violation(
             let wanted = item.type_for(&path).map_or("正确类型", type_zh);
             format!("类型错误，应为{wanted}")
         }
-        ValidationErrorKind::Format { format } => format_message(format, fields, &path),
+        ValidationErrorKind::Format { format } => format_message(format, instance, &path),
         ValidationErrorKind::Pattern { .. } => "格式不符合要求".to_owned(),
         _ => {
             // Other keywords: jsonschema's own text, with the instance value masked.
@@ -131,8 +135,8 @@ fn type_zh(json_type: &str) -> &'static str {
 }
 
 /// A specific message for a failed named format, from the identifier checks themselves.
-fn format_message(format: &str, fields: &Fields, pointer: &str) -> String {
-    let value = pointer_get(fields, pointer).and_then(Value::as_str).unwrap_or_default();
+fn format_message(format: &str, instance: &Value, pointer: &str) -> String {
+    let value = instance.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
     match format {
         "uscc" | "uscc-or-placeholder" => match ids::check_uscc(value) {
             Err(error) => format!("统一社会信用代码 {value} 无效：{}", error.message_zh()),
@@ -154,18 +158,4 @@ fn format_message(format: &str, fields: &Fields, pointer: &str) -> String {
         "date-time" => format!("时间 {value} 无效（应为 RFC 3339 时间）"),
         other => format!("不符合格式 {other}"),
     }
-}
-
-fn pointer_get<'a>(fields: &'a Fields, pointer: &str) -> Option<&'a Value> {
-    let mut parts = pointer.trim_start_matches('/').split('/');
-    let first = parts.next()?;
-    let mut value = fields.get(first)?;
-    for part in parts {
-        value = match value {
-            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
-            Value::Object(map) => map.get(part)?,
-            _ => return None,
-        };
-    }
-    Some(value)
 }

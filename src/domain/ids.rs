@@ -157,6 +157,11 @@ fn is_full_width_form(c: char) -> bool {
 /// them after NFKC could bring a base and a combining mark together and leave a non-NFKC
 /// string, which would break idempotence.
 fn normalize_inner(raw: &str, notes: &mut Vec<&'static str>) -> String {
+    // Fast path (the common case on the hot path): text that is already NFKC, has no
+    // zero-width characters and no outer whitespace comes back unchanged.
+    if is_already_normal(raw) {
+        return raw.to_owned();
+    }
     let stripped: String = raw.chars().filter(|&c| !is_zero_width(c)).collect();
     if stripped.len() != raw.len() {
         notes.push(NOTE_ZERO_WIDTH);
@@ -174,6 +179,22 @@ fn normalize_inner(raw: &str, notes: &mut Vec<&'static str>) -> String {
         notes.push(NOTE_OUTER_WHITESPACE);
     }
     trimmed.to_owned()
+}
+
+/// True when [`normalize_inner`] would return `raw` unchanged.
+fn is_already_normal(raw: &str) -> bool {
+    let Some(first) = raw.chars().next() else { return true };
+    let last = raw.chars().next_back().unwrap_or(first);
+    if first.is_whitespace() || last.is_whitespace() {
+        return false;
+    }
+    if raw.is_ascii() {
+        // ASCII is NFKC-invariant and holds no zero-width characters.
+        return true;
+    }
+    !raw.chars().any(is_zero_width)
+        && unicode_normalization::is_nfkc_quick(raw.chars())
+            == unicode_normalization::IsNormalized::Yes
 }
 
 /// NFKC, zero-width removal and outer trim; case is kept because lowercase input is technically
@@ -845,6 +866,10 @@ pub fn doc_no_identity(raw: &str) -> String {
 /// and without this second pass the key would change when computed again.
 fn compact_doc_no(raw: &str) -> String {
     let display = normalize_doc_no(raw);
+    if !display.chars().any(char::is_whitespace) {
+        // Already NFKC (normalize_doc_no ran it) and nothing was removed: no second pass.
+        return display;
+    }
     display.chars().filter(|c| !c.is_whitespace()).nfkc().collect()
 }
 
