@@ -87,10 +87,14 @@ pub async fn ingest(state: &AppState, inbound: &Inbound<'_>) -> Result<IngestOut
             metrics::counter!(m::VALIDATION_FAILURES, "adapter" => inbound.adapter.to_owned(), "doc_type" => inbound.doc_type.to_owned(), "keyword" => v.rule.clone()).increment(1);
         }
     }
-    let outgoing = outgoing_messages(inbound, &processed, &receipt);
+    let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
+    // The copies and the receipt go out together and share one wait for confirms. A crash
+    // before the dedup key commits means the source's redelivery is processed again and
+    // answered again: receipts are at least once, like everything else.
+    let mut outgoing = outgoing_messages(inbound, &processed, &receipt);
+    outgoing.push(receipt_message(&receipt, receipt_json.as_bytes().to_vec()));
     let channel = publisher(state).await?;
     broker::publish_all(&channel, outgoing).await?;
-    let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
     state
         .store
         .write(Write::Message {
@@ -102,7 +106,6 @@ pub async fn ingest(state: &AppState, inbound: &Inbound<'_>) -> Result<IngestOut
             received_at: receipt.received_at.clone(),
         })
         .await?;
-    publish_receipt(state, &receipt).await?;
     metrics::histogram!(m::PROCESSING_SECONDS, "adapter" => inbound.adapter.to_owned(), "doc_type" => inbound.doc_type.to_owned()).record(started.elapsed().as_secs_f64());
     count_outcome(
         inbound,
@@ -133,23 +136,24 @@ async fn publisher(state: &AppState) -> Result<lapin::Channel, IngestError> {
 pub async fn publish_receipt(state: &AppState, receipt: &Receipt) -> Result<(), IngestError> {
     let channel = publisher(state).await?;
     let body = serde_json::to_vec(receipt).unwrap_or_default();
+    broker::publish_all(&channel, vec![receipt_message(receipt, body)]).await?;
+    Ok(())
+}
+
+/// The receipt as a message on `credgate.receipts`, routing key = the source adapter.
+fn receipt_message(receipt: &Receipt, body: Vec<u8>) -> Outgoing {
     let mut properties =
         broker::properties(&format!("receipt:{}", receipt.message_id), "application/json");
     if let Some(correlation_id) = &receipt.correlation_id {
         properties = properties.with_correlation_id(correlation_id.as_str().into());
     }
-    broker::publish_all(
-        &channel,
-        vec![Outgoing {
-            exchange: broker::RECEIPTS_EXCHANGE.to_owned(),
-            routing_key: receipt.adapter.clone(),
-            body,
-            properties,
-            mandatory: false,
-        }],
-    )
-    .await?;
-    Ok(())
+    Outgoing {
+        exchange: broker::RECEIPTS_EXCHANGE.to_owned(),
+        routing_key: receipt.adapter.clone(),
+        body,
+        properties,
+        mandatory: false,
+    }
 }
 
 /// Every message one processed document produces: a canonical envelope per routed copy,
