@@ -26,6 +26,18 @@ for name in WH_GGZY HB_CREDIT HB_CREDIT_PUSH HB_HOUSING HB_SUPERVISION; do
   export "$var"="${!var:-demo-secret-$name}"
 done
 
+# A vhost of its own, recreated on every run, so copies left queued by an earlier run (or
+# other users of the broker) never mix with this run's report.
+VHOST=credgate-demo
+if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts >/dev/null 2>&1; then
+  rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
+  rabbitmqctl -q add_vhost "$VHOST" >/dev/null
+  rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
+  export CREDGATE_AMQP__URL="amqp://127.0.0.1:5672/$VHOST"
+else
+  log "rabbitmqctl unavailable: using the default vhost"
+fi
+
 mkdir -p data
 log "Starting the gateway (logs: data/gateway.log)"
 "$BIN" --config config run > data/gateway.log 2>&1 &

@@ -204,6 +204,11 @@ pub async fn run(
         let mut pending = 0;
         for d in &destinations {
             pending += depth(broker::outbound_queue(&d.id)).await;
+            if let Some(dest) = &d.destination {
+                for tier in 0..dest.raw.retry.tiers_secs.len() {
+                    pending += depth(broker::retry_queue(&d.id, tier)).await;
+                }
+            }
         }
         if pending == 0 {
             break;

@@ -277,7 +277,14 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
             mapped
                 .version
                 .clone()
-                .or_else(|| inbound.source_timestamp.map(rfc3339_shanghai))
+                // The publisher's clock has second resolution: the message id breaks ties
+                // so two documents of one second stay two versions, while a redelivery of
+                // the same message keeps its version (and its outbound idempotency keys).
+                .or_else(|| {
+                    inbound
+                        .source_timestamp
+                        .map(|ts| format!("{}#{}", rfc3339_shanghai(ts), inbound.message_id))
+                })
                 .unwrap_or_else(|| received_at.clone())
                 .into(),
         );
