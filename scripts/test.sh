@@ -8,7 +8,11 @@ source "$(dirname "$0")/lib.sh"
 cd "$CREDGATE_ROOT"
 
 ensure_rabbitmq
-ensure_postgres || log "PostgreSQL unavailable (only the PostgreSQL store tests need it)"
+if ensure_postgres; then
+  export CREDGATE_REQUIRE_POSTGRES=1
+else
+  log "PostgreSQL unavailable: the PostgreSQL store test is skipped"
+fi
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

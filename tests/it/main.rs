@@ -11,3 +11,4 @@ mod alarms;
 mod config_and_fixtures;
 mod end_to_end;
 mod faults;
+mod store;
