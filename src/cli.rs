@@ -263,6 +263,12 @@ fn test(cli: &Cli, adapter: Option<&str>, bless: bool) -> ExitCode {
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
+/// The service-side commands: configuration with secrets resolved, and an async runtime.
+fn load_with_runtime(cli: &Cli) -> Result<(CompiledConfig, tokio::runtime::Runtime), ExitCode> {
+    let config = load(cli, true)?;
+    Ok((config, runtime()?))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|error| {
         eprintln!("cannot start the async runtime: {error}");
@@ -306,12 +312,8 @@ fn service(cli: &Cli) -> ExitCode {
 }
 
 fn topology(cli: &Cli, action: TopologyAction) -> ExitCode {
-    let config = match load(cli, true) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    let (config, rt) = match load_with_runtime(cli) {
+        Ok(pair) => pair,
         Err(code) => return code,
     };
     let result: Result<(), String> = rt.block_on(async {
@@ -358,12 +360,8 @@ fn topology(cli: &Cli, action: TopologyAction) -> ExitCode {
 }
 
 fn demo(cli: &Cli, once: bool, timeout: u64) -> ExitCode {
-    let config = match load(cli, true) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    let (config, rt) = match load_with_runtime(cli) {
+        Ok(pair) => pair,
         Err(code) => return code,
     };
     match rt.block_on(crate::demo::run(&config, std::time::Duration::from_secs(timeout), !once)) {

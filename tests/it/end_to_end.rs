@@ -17,6 +17,22 @@ fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
     std::fs::read(format!("{}/adapters/fixtures/{adapter}/{case}/{file}", support::REPO)).unwrap()
 }
 
+/// Publishes one fixture document as its platform would.
+async fn publish_fixture(
+    channel: &lapin::Channel,
+    adapter: &str,
+    doc_type: &str,
+    message_id: &str,
+    content_type: &str,
+    case: &str,
+    file: &str,
+) {
+    let body = fixture(adapter, case, file);
+    testkit::publish_document(channel, adapter, doc_type, message_id, content_type, &body)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_direction_end_to_end() {
     let Some(broker) = support::shared_broker() else { return };
@@ -80,48 +96,48 @@ async fn every_direction_end_to_end() {
         .unwrap();
     }
     // Downward: a severe-dishonesty listing from the provincial platform.
-    testkit::publish_document(
+    publish_fixture(
         &channel,
         "hb-credit",
         "blacklist",
         "e2e-bl",
         "application/json",
-        &fixture("hb-credit", "blacklist-listing-ok", "input.json"),
+        "blacklist-listing-ok",
+        "input.json",
     )
-    .await
-    .unwrap();
+    .await;
     // Sideways: a high-severity alert, and the regulator's disposal feedback.
-    testkit::publish_document(
+    publish_fixture(
         &channel,
         "hb-smart-supervision",
         "alert",
         "e2e-alert",
         "application/json",
-        &fixture("hb-smart-supervision", "alert-high-severity", "input.json"),
+        "alert-high-severity",
+        "input.json",
     )
-    .await
-    .unwrap();
-    testkit::publish_document(
+    .await;
+    publish_fixture(
         &channel,
         "hb-housing-regulator",
         "disposal",
         "e2e-disp",
         "application/json",
-        &fixture("hb-housing-regulator", "disposal-ok", "input.json"),
+        "disposal-ok",
+        "input.json",
     )
-    .await
-    .unwrap();
+    .await;
     // A GB18030 CSV with one bad row, and a document that cannot be decoded at all.
-    testkit::publish_document(
+    publish_fixture(
         &channel,
         "gc-county-credit",
         "penalty_csv",
         "e2e-csv",
         "text/csv",
-        &fixture("gc-county-credit", "penalty-csv-ok", "penalties.csv"),
+        "penalty-csv-ok",
+        "penalties.csv",
     )
-    .await
-    .unwrap();
+    .await;
     testkit::publish_document(
         &channel,
         "wh-ggzy",
