@@ -54,6 +54,8 @@ pub enum BrokerError {
     Nacked { exchange: String, routing_key: String },
     #[error("publish to {exchange} not confirmed within {secs} s")]
     ConfirmTimeout { exchange: String, secs: u64 },
+    #[error("not published: an earlier publish on the channel failed ({0})")]
+    Abandoned(String),
 }
 
 /// Opens a connection with the configured credentials and a heartbeat ≤ 15 s.
@@ -286,38 +288,76 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// messages may have been stored anyway: callers must treat this as "unknown" and retry with
 /// the same message ids.
 pub async fn publish_all(channel: &Channel, messages: Vec<Outgoing>) -> Result<(), BrokerError> {
-    let mut pending = Vec::with_capacity(messages.len());
-    for message in messages {
-        let confirm = channel
-            .basic_publish(
-                ShortString::from(message.exchange.as_str()),
-                ShortString::from(message.routing_key.as_str()),
-                BasicPublishOptions {
-                    mandatory: message.mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                &message.body,
-                message.properties,
-            )
-            .await?;
-        pending.push((message.exchange, message.routing_key, confirm));
-    }
-    for (exchange, routing_key, confirm) in pending {
-        let confirmation =
-            tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await.map_err(|_| {
-                BrokerError::ConfirmTimeout {
-                    exchange: exchange.clone(),
-                    secs: CONFIRM_TIMEOUT.as_secs(),
+    publish_groups(channel, vec![messages]).await.pop().unwrap_or(Ok(()))
+}
+
+/// Publishes several groups of messages, all pipelined on one channel, and tells per group
+/// whether every one of its messages was confirmed. The batched ingest publishes the copies
+/// and receipts of a whole batch of inbound documents this way: one wait for all confirms,
+/// yet one unroutable copy fails only the document it belongs to.
+pub async fn publish_groups(
+    channel: &Channel,
+    groups: Vec<Vec<Outgoing>>,
+) -> Vec<Result<(), BrokerError>> {
+    let mut results: Vec<Result<(), BrokerError>> = Vec::with_capacity(groups.len());
+    let mut pending = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+    let mut publish_failed: Option<String> = None;
+    for (group, messages) in groups.into_iter().enumerate() {
+        results.push(Ok(()));
+        for message in messages {
+            if let Some(reason) = &publish_failed {
+                results[group] = Err(BrokerError::Abandoned(reason.clone()));
+                break;
+            }
+            let publish = channel
+                .basic_publish(
+                    ShortString::from(message.exchange.as_str()),
+                    ShortString::from(message.routing_key.as_str()),
+                    BasicPublishOptions {
+                        mandatory: message.mandatory,
+                        ..BasicPublishOptions::default()
+                    },
+                    &message.body,
+                    message.properties,
+                )
+                .await;
+            match publish {
+                Ok(confirm) => {
+                    pending.push((group, message.exchange, message.routing_key, confirm))
                 }
-            })??;
-        if confirmation.is_nack() {
-            return Err(BrokerError::Nacked { exchange, routing_key });
-        }
-        if confirmation.take_message().is_some() {
-            return Err(BrokerError::Returned { exchange, routing_key });
+                Err(error) => {
+                    // The channel is gone: nothing after this can be published on it.
+                    publish_failed = Some(error.to_string());
+                    results[group] = Err(BrokerError::Amqp(error));
+                    break;
+                }
+            }
         }
     }
-    Ok(())
+    let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+    for (group, exchange, routing_key, confirm) in pending {
+        let outcome = match tokio::time::timeout_at(deadline, confirm).await {
+            Err(_) => {
+                Err(BrokerError::ConfirmTimeout { exchange, secs: CONFIRM_TIMEOUT.as_secs() })
+            }
+            Ok(Err(error)) => Err(BrokerError::Amqp(error)),
+            Ok(Ok(confirmation)) => {
+                if confirmation.is_nack() {
+                    Err(BrokerError::Nacked { exchange, routing_key })
+                } else if confirmation.take_message().is_some() {
+                    Err(BrokerError::Returned { exchange, routing_key })
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        if let Err(error) = outcome
+            && results[group].is_ok()
+        {
+            results[group] = Err(error);
+        }
+    }
+    results
 }
 
 /// Persistent message properties with a message id.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::domain::ids;
+use crate::fasthash::FxHashMap;
 
 /// Named formats registered with the validator (contract §3).
 pub const FORMATS: &[&str] = &[
@@ -71,15 +72,27 @@ pub struct CatalogItem {
     pub subject: BTreeMap<String, String>,
     pub validator: jsonschema::Validator,
     pub path: PathBuf,
+    /// No two properties share a 信用中国 column key (`x-code`, else the property name) and
+    /// none is `CZLX`, so the column payload can be written field by field (`encode`).
+    pub column_keys_distinct: bool,
+    /// `fields` again, for [`CatalogItem::field`]: every stage looks fields up by name
+    /// several times per record, and a B-tree walk of string compares cost more than the
+    /// work done with the result.
+    field_index: FxHashMap<String, FieldMeta>,
 }
 
 impl CatalogItem {
+    /// The property `name`, as `fields.get(name)`.
+    pub fn field(&self, name: &str) -> Option<&FieldMeta> {
+        self.field_index.get(name)
+    }
+
     /// The Chinese label and column code for a JSON pointer like `/subject_uscc` or
     /// `/penalty_categories/0`.
     pub fn label_for(&self, pointer: &str) -> (String, Option<String>) {
         let mut parts = pointer.trim_start_matches('/').split('/');
         let top = parts.next().unwrap_or_default();
-        let Some(meta) = self.fields.get(top) else { return (String::new(), None) };
+        let Some(meta) = self.field(top) else { return (String::new(), None) };
         // `/candidates/0/rank`: the nested property's own label, after the parent's.
         if let (Some(_index), Some(nested)) = (parts.next(), parts.next())
             && let Some((_, title)) = meta.item_properties.get(nested)
@@ -92,7 +105,7 @@ impl CatalogItem {
     /// The JSON type expected at a pointer (top-level field or array-of-object property).
     pub fn type_for(&self, pointer: &str) -> Option<&str> {
         let mut parts = pointer.trim_start_matches('/').split('/');
-        let meta = self.fields.get(parts.next()?)?;
+        let meta = self.field(parts.next()?)?;
         match (parts.next(), parts.next()) {
             (Some(_), Some(nested)) => meta.item_properties.get(nested).map(|(t, _)| t.as_str()),
             (Some(_), None) => meta.item_type.as_deref(),
@@ -261,6 +274,8 @@ fn compile_item(item: &str, version: &str, path: &Path) -> Result<CatalogItem, V
             None
         }
     };
+    let column_keys_distinct = column_keys_distinct(&fields);
+    let field_index = fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     match validator {
         Some(validator) if errors.is_empty() => Ok(CatalogItem {
             item: item.to_owned(),
@@ -275,9 +290,16 @@ fn compile_item(item: &str, version: &str, path: &Path) -> Result<CatalogItem, V
             subject,
             validator,
             path: path.to_owned(),
+            column_keys_distinct,
+            field_index,
         }),
         _ => Err(errors),
     }
+}
+
+fn column_keys_distinct(fields: &BTreeMap<String, FieldMeta>) -> bool {
+    let mut keys = std::collections::BTreeSet::from([crate::encode::CZLX]);
+    fields.iter().all(|(name, meta)| keys.insert(meta.code.as_deref().unwrap_or(name)))
 }
 
 fn field_meta(prop: &Value) -> FieldMeta {
@@ -325,9 +347,11 @@ pub fn build_validator(schema: &Value) -> Result<jsonschema::Validator, String> 
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .should_validate_formats(true)
-        .with_format("uscc", |s: &str| ids::check_uscc(s).is_ok())
+        // `is_valid_uscc` is `check_uscc(s).is_ok()` without building the parts: the schema
+        // runs it on every USCC field of every record, and SG-04 checks the same values again.
+        .with_format("uscc", ids::is_valid_uscc)
         .with_format("uscc-or-placeholder", |s: &str| {
-            ids::is_uscc_placeholder(s) || ids::check_uscc(s).is_ok()
+            ids::is_uscc_placeholder(s) || ids::is_valid_uscc(s)
         })
         .with_format("org-code", |s: &str| ids::check_org_code(s).is_ok())
         .with_format("cn-resident-id", |s: &str| ids::check_resident_id(s).is_ok())

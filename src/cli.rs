@@ -11,6 +11,8 @@ use crate::config::{CompiledConfig, LoadOptions};
 use crate::fixtures::{self, CaseOutcome};
 use crate::pipeline::{self, Inbound, RecordStatus};
 
+mod ops;
+
 #[derive(Debug, Parser)]
 #[command(name = "credgate", version, about = "Credit data-exchange gateway", long_about = None)]
 pub struct Cli {
@@ -81,6 +83,18 @@ pub enum Command {
         #[arg(long)]
         bless: bool,
     },
+    /// Lineage from the store: what was received about a subject and where each version went.
+    #[command(subcommand)]
+    Records(ops::RecordsCommand),
+    /// Dead letters: list, show, replay; re-ingest of rejected documents.
+    #[command(subcommand)]
+    Dlq(ops::DlqCommand),
+    /// Destination pause / resume (persisted, audited).
+    #[command(subcommand)]
+    Destinations(ops::DestinationsCommand),
+    /// The operator audit log.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -100,6 +114,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run => service(&cli),
         Command::Demo { once, timeout } => demo(&cli, *once, *timeout),
         Command::Topology { action } => topology(&cli, *action),
+        Command::Records(command) => ops::records(&cli, command),
+        Command::Dlq(command) => ops::dlq(&cli, command),
+        Command::Destinations(command) => ops::destinations(&cli, command),
+        Command::Audit(command) => ops::audit(&cli, command),
     }
 }
 

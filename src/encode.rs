@@ -4,11 +4,13 @@
 //! Masking is bound to the personal-data classes the catalog declares (`x-pii`), never to
 //! field names, so a new item is covered by annotating its schema. Pure: no IO.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::catalog::CatalogItem;
@@ -130,13 +132,64 @@ impl ReleasePolicy {
 
     /// Applies the policy to a copy of the fields.
     pub fn apply(&self, item: &CatalogItem, fields: &Fields) -> Fields {
+        self.release(item, fields)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.into_owned()))
+            .collect()
+    }
+
+    /// Applies the policy, borrowing every value it leaves unchanged: the fields a destination
+    /// may see, in record order. [`ReleasePolicy::apply`] is this, copied into a map.
+    pub fn release<'a>(&self, item: &CatalogItem, fields: &'a Fields) -> Released<'a> {
         let natural_person =
             fields.get("subject_category").and_then(Value::as_str) == Some("自然人");
-        // Names this policy hides must not survive inside free text either.
-        let hidden_names: Vec<String> = fields
+        // Names this policy hides must not survive inside free text either. Only masked
+        // free text needs them, so they are collected when the first such field comes up.
+        let mut hidden_names: Option<Vec<String>> = None;
+        let mut out = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            if name == "extensions" && self.audience != Audience::Government {
+                // Unclassified source fields may hold anything: they stay inside government.
+                continue;
+            }
+            let class = item.field(name).and_then(|m| m.pii.as_deref());
+            let action = match class {
+                Some("subject_name") if !natural_person => MaskAction::Keep,
+                Some(class) => self.actions.get(class).copied().unwrap_or(MaskAction::Drop),
+                None => MaskAction::Keep,
+            };
+            match action {
+                MaskAction::Keep => out.push((name.as_str(), Cow::Borrowed(value))),
+                MaskAction::Drop => {}
+                MaskAction::Mask => {
+                    let mut masked = mask_value(class.unwrap_or_default(), value);
+                    if class == Some("third_party")
+                        && let Value::String(text) = &mut masked
+                    {
+                        let hidden = hidden_names
+                            .get_or_insert_with(|| self.hidden_names(item, fields, natural_person));
+                        for hidden in hidden.iter() {
+                            *text = text.replace(hidden.as_str(), &ids::mask_name(hidden));
+                        }
+                    }
+                    out.push((name.as_str(), Cow::Owned(masked)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Person names (of at least two characters) whose class this policy does not keep.
+    fn hidden_names(
+        &self,
+        item: &CatalogItem,
+        fields: &Fields,
+        natural_person: bool,
+    ) -> Vec<String> {
+        fields
             .iter()
             .filter_map(|(name, value)| {
-                let class = item.fields.get(name)?.pii.as_deref()?;
+                let class = item.field(name)?.pii.as_deref()?;
                 let hidden = match class {
                     "subject_name" => natural_person,
                     "person_name" => true,
@@ -146,40 +199,13 @@ impl ReleasePolicy {
                 let text = value.as_str()?;
                 (hidden && text.chars().count() >= 2).then(|| text.to_owned())
             })
-            .collect();
-        let mut out = Map::with_capacity(fields.len());
-        for (name, value) in fields {
-            if name == "extensions" && self.audience != Audience::Government {
-                // Unclassified source fields may hold anything: they stay inside government.
-                continue;
-            }
-            let class = item.fields.get(name).and_then(|m| m.pii.as_deref());
-            let action = match class {
-                Some("subject_name") if !natural_person => MaskAction::Keep,
-                Some(class) => self.actions.get(class).copied().unwrap_or(MaskAction::Drop),
-                None => MaskAction::Keep,
-            };
-            match action {
-                MaskAction::Keep => {
-                    out.insert(name.clone(), value.clone());
-                }
-                MaskAction::Drop => {}
-                MaskAction::Mask => {
-                    let mut masked = mask_value(class.unwrap_or_default(), value);
-                    if class == Some("third_party")
-                        && let Value::String(text) = &mut masked
-                    {
-                        for hidden in &hidden_names {
-                            *text = text.replace(hidden.as_str(), &ids::mask_name(hidden));
-                        }
-                    }
-                    out.insert(name.clone(), masked);
-                }
-            }
-        }
-        out
+            .collect()
     }
 }
+
+/// The fields a destination may see after its release policy, in record order: unchanged
+/// values borrowed from the record, masked ones owned.
+pub type Released<'a> = Vec<(&'a str, Cow<'a, Value>)>;
 
 /// Masks a value of a class; arrays and objects are masked element-wise.
 pub fn mask_value(class: &str, value: &Value) -> Value {
@@ -233,43 +259,103 @@ pub fn render(
     envelope: &Map<String, Value>,
     fields: &Fields,
 ) -> Result<Vec<u8>, serde_json::Error> {
+    let released: Released<'_> =
+        fields.iter().map(|(name, value)| (name.as_str(), Cow::Borrowed(value))).collect();
+    render_released(format, item, envelope, &released)
+}
+
+/// [`render`] from the output of [`ReleasePolicy::release`], serialising straight from the
+/// borrowed values instead of building the payload object first. The bytes are those of the
+/// map [`render`] used to build: same keys, same order, a later key replacing an earlier one's
+/// value in place.
+///
+/// # Errors
+///
+/// Only when the canonical record cannot be serialised, which would be a bug.
+pub fn render_released(
+    format: PayloadFormat,
+    item: &CatalogItem,
+    envelope: &Map<String, Value>,
+    fields: &[(&str, Cow<'_, Value>)],
+) -> Result<Vec<u8>, serde_json::Error> {
     match format {
         PayloadFormat::CanonicalJson => {
-            let mut flat = envelope.clone();
-            for (k, v) in fields {
-                flat.insert(k.clone(), v.clone());
+            let mut out = Vec::with_capacity(1024);
+            let mut ser = serde_json::Serializer::new(&mut out);
+            let mut map = ser.serialize_map(None)?;
+            // Envelope keys first; a field with an envelope key's name (`source_org_uscc`)
+            // takes that key's place, as inserting it into a copy of the envelope did.
+            for (key, value) in envelope {
+                let value = fields
+                    .iter()
+                    .find(|(name, _)| *name == key.as_str())
+                    .map_or(value, |(_, field)| field.as_ref());
+                map.serialize_entry(key, value)?;
             }
-            serde_json::to_vec(&flat)
+            for (name, value) in fields {
+                if !envelope.contains_key(*name) {
+                    map.serialize_entry(name, value.as_ref())?;
+                }
+            }
+            map.end()?;
+            Ok(out)
         }
         PayloadFormat::XinyongColumns => {
-            let mut columns = Map::new();
+            let retract = envelope.get("operation").and_then(Value::as_str) == Some("retract");
+            let czlx = Value::String(if retract { "D" } else { "U" }.to_owned());
+            // Every field of the item has its own column key (checked when the catalog was
+            // loaded); a field outside the item keys by its name and might collide.
+            let mut distinct = item.column_keys_distinct;
+            let mut columns = Vec::with_capacity(fields.len());
             for (name, value) in fields {
-                let code = item.fields.get(name).and_then(|m| m.code.as_ref()).unwrap_or(name);
-                let value = match value {
+                let code = match item.field(name) {
+                    Some(meta) => meta.code.as_deref().unwrap_or(name),
+                    None => {
+                        distinct = false;
+                        name
+                    }
+                };
+                let value = match value.as_ref() {
                     // Multi-valued fields travel joined with the exchange's separator.
-                    Value::Array(items) => Value::String(
+                    Value::Array(items) => Cow::Owned(Value::String(
                         items
                             .iter()
                             .map(|v| crate::map::scalar_text(v).unwrap_or_default())
                             .collect::<Vec<_>>()
                             .join(";"),
-                    ),
-                    other => other.clone(),
+                    )),
+                    other => Cow::Borrowed(other),
                 };
-                columns.insert(code.clone(), value);
+                columns.push((code, value));
             }
-            let retract = envelope.get("operation").and_then(Value::as_str) == Some("retract");
-            columns.insert(
-                "CZLX".to_owned(),
-                Value::String(if retract { "D" } else { "U" }.to_owned()),
-            );
-            serde_json::to_vec(&columns)
+            if distinct {
+                let mut out = Vec::with_capacity(1024);
+                let mut ser = serde_json::Serializer::new(&mut out);
+                let mut map = ser.serialize_map(None)?;
+                for (code, value) in &columns {
+                    map.serialize_entry(code, value.as_ref())?;
+                }
+                map.serialize_entry(CZLX, &czlx)?;
+                map.end()?;
+                Ok(out)
+            } else {
+                // Keys may repeat: a map keeps the first position and the last value.
+                let mut map = Map::new();
+                for (code, value) in columns {
+                    map.insert(code.to_owned(), value.into_owned());
+                }
+                map.insert(CZLX.to_owned(), czlx);
+                serde_json::to_vec(&map)
+            }
         }
-        PayloadFormat::Xml => Ok(render_xml(item, envelope, fields).into_bytes()),
+        PayloadFormat::Xml => Ok(render_xml(envelope, fields).into_bytes()),
     }
 }
 
-fn render_xml(item: &CatalogItem, envelope: &Map<String, Value>, fields: &Fields) -> String {
+/// 操作类型 column of the 信用中国 format.
+pub const CZLX: &str = "CZLX";
+
+fn render_xml(envelope: &Map<String, Value>, fields: &[(&str, Cow<'_, Value>)]) -> String {
     let mut xml = String::with_capacity(1024);
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<record");
     for key in ["catalog_item", "catalog_version", "record_key", "record_version", "operation"] {
@@ -281,7 +367,6 @@ fn render_xml(item: &CatalogItem, envelope: &Map<String, Value>, fields: &Fields
     for (name, value) in fields {
         write_xml_value(&mut xml, name, value);
     }
-    let _ = item;
     xml.push_str("</record>\n");
     xml
 }
@@ -311,6 +396,95 @@ fn write_xml_value(xml: &mut String, name: &str, value: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `render` as it was before it streamed from borrowed values: build the payload map,
+    /// then serialise it. The streamed bytes must be these bytes.
+    fn render_via_map(
+        format: PayloadFormat,
+        item: &CatalogItem,
+        envelope: &Map<String, Value>,
+        fields: &Fields,
+    ) -> Vec<u8> {
+        match format {
+            PayloadFormat::CanonicalJson => {
+                let mut flat = envelope.clone();
+                for (k, v) in fields {
+                    flat.insert(k.clone(), v.clone());
+                }
+                serde_json::to_vec(&flat).unwrap()
+            }
+            PayloadFormat::XinyongColumns => {
+                let mut columns = Map::new();
+                for (name, value) in fields {
+                    let code = item.fields.get(name).and_then(|m| m.code.as_ref()).unwrap_or(name);
+                    let value = match value {
+                        Value::Array(items) => Value::String(
+                            items
+                                .iter()
+                                .map(|v| crate::map::scalar_text(v).unwrap_or_default())
+                                .collect::<Vec<_>>()
+                                .join(";"),
+                        ),
+                        other => other.clone(),
+                    };
+                    columns.insert(code.clone(), value);
+                }
+                let retract = envelope.get("operation").and_then(Value::as_str) == Some("retract");
+                columns.insert(
+                    "CZLX".to_owned(),
+                    Value::String(if retract { "D" } else { "U" }.to_owned()),
+                );
+                serde_json::to_vec(&columns).unwrap()
+            }
+            PayloadFormat::Xml => render(format, item, envelope, fields).unwrap(),
+        }
+    }
+
+    #[test]
+    fn streamed_payloads_are_the_map_built_bytes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let catalog = crate::catalog::Catalog::load(&dir).unwrap();
+        let item = catalog.latest("admin_penalty").unwrap();
+        let Value::Object(fields) = serde_json::json!({
+            "subject_name": "湖北示例建设工程有限公司",
+            "subject_category": "法人及非法人组织",
+            "subject_uscc": "91420100MA4P7Q8R8N",
+            "legal_rep_name": "张三",
+            "penalty_categories": ["罚款", "警告"],
+            "penalty_content": "罚款人民币12345.67元\n\"引号\"",
+            "fine_amount_10k_cny": 1.234567,
+            "decision_date": "2026-09-28",
+            // Also an envelope key: takes the envelope key's place in canonical JSON.
+            "source_org_uscc": "11420000MB0P1Q2R33",
+            "extensions": {"X": 1},
+        }) else {
+            unreachable!()
+        };
+        for operation in ["upsert", "retract"] {
+            let Value::Object(envelope) = serde_json::json!({
+                "catalog_item": "admin_penalty",
+                "record_key": "admin_penalty:k",
+                "source_org_uscc": "11420100MB1B7C8D0K",
+                "operation": operation,
+                "received_at": "2026-09-30T10:00:00.000+08:00",
+            }) else {
+                unreachable!()
+            };
+            for format in
+                [PayloadFormat::CanonicalJson, PayloadFormat::XinyongColumns, PayloadFormat::Xml]
+            {
+                let released: Released<'_> =
+                    fields.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v))).collect();
+                let streamed = render_released(format, item, &envelope, &released).unwrap();
+                let via_map = render_via_map(format, item, &envelope, &fields);
+                assert_eq!(
+                    String::from_utf8(streamed).unwrap(),
+                    String::from_utf8(via_map).unwrap(),
+                    "{format:?} {operation}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn free_text_loses_identifier_shaped_numbers() {

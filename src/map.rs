@@ -5,6 +5,7 @@
 //! Pure: no IO, no clock. Mappings are compiled once (`Mapper::compile`) so a bad mapping is a
 //! `credgate check` error that names the file, document type and field.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde_json::{Map, Number, Value};
 use crate::catalog::{CatalogItem, FieldMeta};
 use crate::config::raw::{DocumentSpec, FieldSpec, UnmappedPolicy};
 use crate::domain::ids;
+use crate::fasthash::FxHashMap;
 use crate::record::{Document, Fields, Finding};
 
 /// Default separators of multi-valued fields when the mapping names none.
@@ -27,23 +29,66 @@ pub struct Mapper {
     pub doc_type: String,
     pub item: Arc<CatalogItem>,
     fields: Vec<CompiledField>,
-    /// Source field names the mapping consumes (for the unmapped-field policy).
-    consumed: BTreeSet<String>,
+    /// Source field names the mapping consumes, each with its slot in [`Mapper::map`]'s
+    /// table of the document's values: the document is walked once, one cheap hash per key,
+    /// instead of a map lookup per mapped name and a set lookup per key for the
+    /// unmapped-field policy.
+    sources: FxHashMap<String, usize>,
     unmapped: UnmappedPolicy,
-    version_field: Option<String>,
-    operation_field: Option<String>,
+    version_slot: Option<usize>,
+    operation_slot: Option<usize>,
     retract_values: Vec<String>,
 }
 
 #[derive(Debug)]
 struct CompiledField {
     target: String,
+    /// Slots of the source names (see [`Mapper::sources`]), in the mapping's order.
+    slots: Vec<usize>,
+    /// `/<target>`, the JSON pointer of findings and normalisation notes.
+    pointer: String,
+    /// Which normalisation a string value gets.
+    kind: StringKind,
     meta: FieldMeta,
     source: Source,
     codes: Option<BTreeMap<String, String>>,
     separators: Vec<char>,
     date_formats: Vec<String>,
     yuan_to_10k: bool,
+}
+
+/// How a string field is normalised, decided once from its format, personal-data class and
+/// name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StringKind {
+    /// Identifier codes: SG-14 normalisation and uppercasing.
+    Code,
+    /// `cn-date`: common layouts to ISO.
+    Date,
+    /// 文号: bracket variants unified.
+    DocNo,
+    /// Anything else: trimmed.
+    Text,
+}
+
+impl StringKind {
+    fn of(target: &str, meta: &FieldMeta) -> StringKind {
+        let is_code = matches!(
+            meta.format.as_deref(),
+            Some("uscc" | "uscc-or-placeholder" | "org-code" | "cn-resident-id" | "gb2260-area")
+        ) || meta.pii.as_deref() == Some("resident_id")
+            || target.ends_with("_uscc")
+            || target.ends_with("_code");
+        if is_code {
+            StringKind::Code
+        } else if meta.format.as_deref() == Some("cn-date") {
+            StringKind::Date
+        } else if target.ends_with("doc_no") {
+            StringKind::DocNo
+        } else {
+            StringKind::Text
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -156,6 +201,9 @@ impl Mapper {
             }
             fields.push(CompiledField {
                 target: target.clone(),
+                slots: Vec::new(),
+                pointer: format!("/{target}"),
+                kind: StringKind::of(target, meta),
                 meta: meta.clone(),
                 source,
                 codes,
@@ -184,26 +232,54 @@ impl Mapper {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let sources: FxHashMap<String, usize> =
+            consumed.into_iter().enumerate().map(|(slot, name)| (name, slot)).collect();
+        for field in &mut fields {
+            if let Source::Fields(names) = &field.source {
+                field.slots = names.iter().filter_map(|n| sources.get(n).copied()).collect();
+            }
+        }
+        let slot_of = |name: &Option<String>| name.as_ref().and_then(|n| sources.get(n).copied());
         Ok(Mapper {
             doc_type: spec.doc_type.clone(),
             item,
+            version_slot: slot_of(&spec.version_field),
+            operation_slot: slot_of(&spec.operation_field),
             fields,
-            consumed,
+            sources,
             unmapped: spec.unmapped,
-            version_field: spec.version_field.clone(),
-            operation_field: spec.operation_field.clone(),
             retract_values: spec.retract_values.clone(),
         })
     }
 
     /// Maps one document.
     pub fn map(&self, doc: &Document) -> Mapped {
-        let mut out = Mapped::default();
+        // Sized for every mapped field up front: growing the map rehashes every key so far.
+        let mut out =
+            Mapped { fields: Fields::with_capacity(self.fields.len()), ..Mapped::default() };
+        // The document's value for each consumed source name, and the keys it has beyond them.
+        let mut values: Vec<Option<&Value>> = vec![None; self.sources.len()];
+        let mut unmapped = Vec::new();
+        for (name, value) in doc {
+            match self.sources.get(name.as_str()) {
+                Some(&slot) => {
+                    if let Some(entry) = values.get_mut(slot) {
+                        *entry = Some(value);
+                    }
+                }
+                None => {
+                    if self.unmapped != UnmappedPolicy::Ignore && !is_empty(value) {
+                        unmapped.push((name, value));
+                    }
+                }
+            }
+        }
+        let value_at = |slot: usize| values.get(slot).copied().flatten();
         for field in &self.fields {
             let value = match &field.source {
-                Source::Constant(value) => Some(value.clone()),
-                Source::Fields(names) => {
-                    names.iter().filter_map(|n| doc.get(n)).find(|v| !is_empty(v)).cloned()
+                Source::Constant(value) => Some(value),
+                Source::Fields(_) => {
+                    field.slots.iter().filter_map(|&slot| value_at(slot)).find(|v| !is_empty(v))
                 }
             };
             let Some(value) = value else { continue };
@@ -213,13 +289,12 @@ impl Mapper {
                 out.fields.insert(field.target.clone(), converted);
             }
         }
-        self.handle_unmapped(doc, &mut out);
-        if let Some(version_field) = &self.version_field {
-            out.version = doc.get(version_field).and_then(scalar_text).filter(|v| !v.is_empty());
+        self.handle_unmapped(&unmapped, &mut out);
+        if let Some(slot) = self.version_slot {
+            out.version = value_at(slot).and_then(scalar_text).filter(|v| !v.is_empty());
         }
-        if let Some(operation_field) = &self.operation_field {
-            out.retract = doc
-                .get(operation_field)
+        if let Some(slot) = self.operation_slot {
+            out.retract = value_at(slot)
                 .and_then(scalar_text)
                 .is_some_and(|op| self.retract_values.iter().any(|r| r == op.trim()));
         }
@@ -227,132 +302,137 @@ impl Mapper {
         out
     }
 
-    fn convert(&self, field: &CompiledField, value: Value, out: &mut Mapped) -> Option<Value> {
-        let pointer = format!("/{}", field.target);
+    fn convert(&self, field: &CompiledField, value: &Value, out: &mut Mapped) -> Option<Value> {
+        let pointer = field.pointer.as_str();
         match field.meta.json_type.as_str() {
             "array" => {
-                let parts: Vec<Value> = match value {
-                    Value::Array(items) => items,
+                let parts: Vec<Cow<'_, Value>> = match value {
+                    Value::Array(items) => items.iter().map(Cow::Borrowed).collect(),
                     Value::String(text) => text
                         .split(|c| field.separators.contains(&c))
-                        .map(|p| Value::String(p.to_owned()))
+                        .map(|p| Cow::Owned(Value::String(p.to_owned())))
                         .collect(),
-                    Value::Object(_) => vec![value],
-                    other => vec![other],
+                    other => vec![Cow::Borrowed(other)],
                 };
                 let is_string_items =
                     field.meta.item_type.as_deref().unwrap_or("string") == "string";
                 let mut items = Vec::with_capacity(parts.len());
                 for (idx, part) in parts.into_iter().enumerate() {
                     if !is_string_items {
-                        items.push(coerce_object(part, &field.meta));
+                        items.push(coerce_object(part.into_owned(), &field.meta));
                         continue;
                     }
-                    let Some(text) = scalar_text(&part) else {
-                        items.push(part);
+                    let Some(text) = scalar_text_cow(&part) else {
+                        items.push(part.into_owned());
                         continue;
                     };
                     let text = text.trim();
                     if text.is_empty() {
                         continue;
                     }
-                    let item_pointer = format!("{pointer}/{idx}");
-                    items.push(Value::String(translate(field, text, &item_pointer, out)));
+                    let item = translate(field, text, out, || format!("{pointer}/{idx}"));
+                    items.push(Value::String(item.into_owned()));
                 }
                 Some(Value::Array(items))
             }
             "number" | "integer" => {
-                let text = match &value {
+                let text = match value {
                     Value::Number(n) => n.to_string(),
                     Value::String(s) => {
-                        let (normal, _) = crate::domain::rules::sg14_normalize(s);
+                        let (normal, _) = ids::normalize_code_cow(s);
                         normal.replace([',', '，'], "")
                     }
-                    _ => return Some(value),
+                    _ => return Some(value.clone()),
                 };
                 let text =
                     if field.yuan_to_10k { shift_decimal_left(&text, 4) } else { Some(text) };
                 match text.as_deref().and_then(|t| serde_json::from_str::<Number>(t).ok()) {
                     Some(number) => Some(Value::Number(number)),
                     // Keep the raw text: the schema's `type` check reports it with the label.
-                    None => Some(value),
+                    None => Some(value.clone()),
                 }
             }
-            "boolean" => match &value {
-                Value::Bool(_) => Some(value),
-                _ => match scalar_text(&value).as_deref().map(str::trim) {
+            "boolean" => match value {
+                Value::Bool(_) => Some(value.clone()),
+                _ => match scalar_text_cow(value).as_deref().map(str::trim) {
                     Some("是" | "true" | "TRUE" | "1" | "Y" | "y") => Some(Value::Bool(true)),
                     Some("否" | "false" | "FALSE" | "0" | "N" | "n") => Some(Value::Bool(false)),
-                    _ => Some(value),
+                    _ => Some(value.clone()),
                 },
             },
             "string" => {
-                let Some(text) = scalar_text(&value) else { return Some(value) };
-                let text = translate(field, &text, &pointer, out);
-                Some(Value::String(self.normalise_string(field, text, &pointer, out)))
+                let Some(text) = scalar_text_cow(value) else { return Some(value.clone()) };
+                let text = translate(field, &text, out, || pointer.to_owned());
+                Some(Value::String(self.normalise_string(field, text, pointer, out)))
             }
-            _ => Some(value),
+            _ => Some(value.clone()),
         }
     }
 
     fn normalise_string(
         &self,
         field: &CompiledField,
-        text: String,
+        text: Cow<'_, str>,
         pointer: &str,
         out: &mut Mapped,
     ) -> String {
-        let is_code = matches!(
-            field.meta.format.as_deref(),
-            Some("uscc" | "uscc-or-placeholder" | "org-code" | "cn-resident-id" | "gb2260-area")
-        ) || field.meta.pii.as_deref() == Some("resident_id")
-            || field.target.ends_with("_uscc")
-            || field.target.ends_with("_code");
-        if is_code {
-            let (normal, changed) = crate::domain::rules::sg14_normalize(&text);
-            let upper = normal.to_uppercase();
-            if changed || upper != normal {
-                let masked = field.meta.pii.is_some();
-                out.findings.push(Finding::warning(
-                    "SG-14",
-                    pointer,
-                    "代码字段已规范化（全角转半角、去除首尾空白或转为大写），原值已留存",
-                ));
-                out.normalized_from.insert(
-                    pointer.to_owned(),
-                    if masked { ids::mask_id(&text) } else { text.clone() },
-                );
+        match field.kind {
+            StringKind::Code => {
+                let (normal, changed) = ids::normalize_code_cow(&text);
+                // `to_uppercase` is ASCII uppercasing on ASCII text: skip the second copy.
+                let (upper, case_changed) = if normal.is_ascii() {
+                    let lowercase = normal.bytes().any(|b| b.is_ascii_lowercase());
+                    let mut upper = normal.into_owned();
+                    upper.make_ascii_uppercase();
+                    (upper, lowercase)
+                } else {
+                    let upper = normal.to_uppercase();
+                    let case_changed = upper != normal;
+                    (upper, case_changed)
+                };
+                if changed || case_changed {
+                    let masked = field.meta.pii.is_some();
+                    out.findings.push(Finding::warning(
+                        "SG-14",
+                        pointer,
+                        "代码字段已规范化（全角转半角、去除首尾空白或转为大写），原值已留存",
+                    ));
+                    out.normalized_from.insert(
+                        pointer.to_owned(),
+                        if masked { ids::mask_id(&text) } else { text.into_owned() },
+                    );
+                }
+                upper
             }
-            return upper;
-        }
-        if field.meta.format.as_deref() == Some("cn-date") {
-            let trimmed = text.trim();
-            return normalise_date(trimmed, &field.date_formats)
-                .unwrap_or_else(|| trimmed.to_owned());
-        }
-        if field.target.ends_with("doc_no") {
-            let normal = ids::normalize_doc_no(&text);
-            if normal != text {
-                out.normalized_from.insert(pointer.to_owned(), text);
+            StringKind::Date => {
+                let trimmed = text.trim();
+                normalise_date(trimmed, &field.date_formats).unwrap_or_else(|| trimmed.to_owned())
             }
-            return normal;
+            StringKind::DocNo => {
+                let normal = ids::normalize_doc_no(&text);
+                if normal != text {
+                    out.normalized_from.insert(pointer.to_owned(), text.into_owned());
+                }
+                normal
+            }
+            StringKind::Text => {
+                let trimmed = text.trim();
+                if trimmed.len() != text.len() {
+                    return trimmed.to_owned();
+                }
+                text.into_owned()
+            }
         }
-        let trimmed = text.trim();
-        if trimmed.len() != text.len() {
-            return trimmed.to_owned();
-        }
-        text
     }
 
-    fn handle_unmapped(&self, doc: &Document, out: &mut Mapped) {
+    /// The policy for the document's non-empty keys that the mapping does not consume, in
+    /// document order.
+    fn handle_unmapped(&self, unmapped: &[(&String, &Value)], out: &mut Mapped) {
         if self.unmapped == UnmappedPolicy::Ignore {
             return;
         }
         let mut extensions = Map::new();
-        for (name, value) in doc {
-            if self.consumed.contains(name) || is_empty(value) {
-                continue;
-            }
+        for &(name, value) in unmapped {
             match self.unmapped {
                 UnmappedPolicy::Warn => out.findings.push(Finding::warning(
                     "MAP-UNMAPPED",
@@ -377,18 +457,24 @@ impl Mapper {
 }
 
 /// Translates a source code through the field's code table. A value that already is one of the
-/// table's catalog values passes; an unknown code is kept and reported.
-fn translate(field: &CompiledField, text: &str, pointer: &str, out: &mut Mapped) -> String {
-    let Some(codes) = &field.codes else { return text.to_owned() };
+/// table's catalog values passes; an unknown code is kept and reported. The pointer is only
+/// built for a report.
+fn translate<'t>(
+    field: &'t CompiledField,
+    text: &'t str,
+    out: &mut Mapped,
+    pointer: impl FnOnce() -> String,
+) -> Cow<'t, str> {
+    let Some(codes) = &field.codes else { return Cow::Borrowed(text) };
     let key = text.trim();
     if let Some(mapped) = codes.get(key) {
-        return mapped.clone();
+        return Cow::Borrowed(mapped);
     }
     if codes.values().any(|v| v == key) {
-        return key.to_owned();
+        return Cow::Borrowed(key);
     }
-    out.findings.push(Finding::error("MAP-CODE", pointer, format!("代码 {key} 不在代码表中")));
-    key.to_owned()
+    out.findings.push(Finding::error("MAP-CODE", pointer(), format!("代码 {key} 不在代码表中")));
+    Cow::Borrowed(key)
 }
 
 /// Converts legacy 15-digit resident IDs to 18 digits where the ID type says 身份证 (or is
@@ -398,11 +484,15 @@ fn upgrade_legacy_ids(item: &CatalogItem, out: &mut Mapped) {
         if meta.pii.as_deref() != Some("resident_id") {
             continue;
         }
+        // The length first: it rules out nearly every record without building the type key.
+        let Some(Value::String(value)) = out.fields.get(name) else { continue };
+        if value.len() != 15 {
+            continue;
+        }
         let type_field = name.replace("_no", "_type");
         let is_id_card =
             out.fields.get(&type_field).and_then(Value::as_str).is_none_or(|t| t == "身份证");
-        let Some(Value::String(value)) = out.fields.get(name) else { continue };
-        if !is_id_card || value.len() != 15 {
+        if !is_id_card {
             continue;
         }
         if let Some(upgraded) = ids::upgrade_legacy_resident_id(value) {
@@ -498,6 +588,14 @@ fn is_empty(value: &Value) -> bool {
         Value::String(s) => s.trim().is_empty(),
         Value::Array(a) => a.is_empty(),
         _ => false,
+    }
+}
+
+/// [`scalar_text`], borrowing strings.
+fn scalar_text_cow(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        other => scalar_text(other).map(Cow::Owned),
     }
 }
 

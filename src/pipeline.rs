@@ -3,6 +3,7 @@
 //! The runtime (AMQP and HTTP ingest) and the offline commands (`validate`, `test`, `import`)
 //! all call `process`, so they cannot disagree.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,41 @@ pub fn shanghai() -> jiff::tz::TimeZone {
 
 /// RFC 3339 in Asia/Shanghai offset, e.g. `2026-11-23T17:28:30.123+08:00`.
 pub fn rfc3339_shanghai(ts: jiff::Timestamp) -> String {
-    ts.to_zoned(shanghai()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    let tz = shanghai();
+    let dt = tz.to_datetime(ts);
+    if let (Ok(year), Ok(millis)) =
+        (u16::try_from(dt.year()), u16::try_from(dt.subsec_nanosecond() / 1_000_000))
+        && year <= 9999
+    {
+        // What the `strftime` below writes, digit by digit instead of through its format
+        // interpreter (test `rfc3339_matches_strftime`): four-digit year, truncated
+        // milliseconds, the fixed +08:00 offset.
+        let mut out = String::with_capacity(29);
+        push_digits(&mut out, year, 4);
+        out.push('-');
+        push_digits(&mut out, dt.month().unsigned_abs().into(), 2);
+        out.push('-');
+        push_digits(&mut out, dt.day().unsigned_abs().into(), 2);
+        out.push('T');
+        push_digits(&mut out, dt.hour().unsigned_abs().into(), 2);
+        out.push(':');
+        push_digits(&mut out, dt.minute().unsigned_abs().into(), 2);
+        out.push(':');
+        push_digits(&mut out, dt.second().unsigned_abs().into(), 2);
+        out.push('.');
+        push_digits(&mut out, millis, 3);
+        out.push_str("+08:00");
+        return out;
+    }
+    ts.to_zoned(tz).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+}
+
+/// `value` in decimal, zero-padded to `width` digits (the value has at most that many).
+fn push_digits(out: &mut String, value: u16, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10u16.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// One inbound document with its transport metadata.
@@ -177,7 +212,8 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
             format!("适配器 {} 未声明文档类型 {}", inbound.adapter, inbound.doc_type),
         );
     };
-    let mut options: DecodeOptions = doc.decode.clone();
+    // Borrowed: a copy is only needed when the content type names another charset.
+    let mut options: Cow<'_, DecodeOptions> = Cow::Borrowed(&doc.decode);
     if let Some(content_type) = inbound.content_type {
         match decode::parse_content_type(content_type) {
             Ok((codec, charset)) => {
@@ -189,8 +225,8 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
                         format!("content_type {content_type} 与文档类型声明的编码格式不符"),
                     );
                 }
-                if charset.is_some() {
-                    options.charset = charset;
+                if charset.is_some() && charset != options.charset {
+                    options.to_mut().charset = charset;
                 }
             }
             Err(error) => return reject("DECODE", format!("content_type 无效：{error}")),
@@ -268,7 +304,8 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
             .and_then(Value::as_str)
             .unwrap_or(&adapter.org_uscc)
             .to_owned();
-        let mut envelope = Map::new();
+        // Ten keys, eleven with `normalized_from`: no growing and rehashing on the way.
+        let mut envelope = Map::with_capacity(11);
         envelope.insert("catalog_item".into(), item.item.clone().into());
         envelope.insert("catalog_version".into(), item.version.clone().into());
         envelope.insert("record_key".into(), record_key.clone().into());
@@ -322,9 +359,10 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
                     else {
                         continue;
                     };
-                    let released = dest.policy.apply(item, &record.fields);
-                    let payload = encode::render(dest.format, item, &record.envelope, &released)
-                        .unwrap_or_default();
+                    let released = dest.policy.release(item, &record.fields);
+                    let payload =
+                        encode::render_released(dest.format, item, &record.envelope, &released)
+                            .unwrap_or_default();
                     copies.push(OutboundCopy {
                         destination: dest_id.clone(),
                         idempotency_key: idempotency_key(
@@ -378,15 +416,28 @@ fn overall_status(records: &[ProcessedRecord]) -> ReceiptStatus {
 /// `<item>:<identity values joined by |>`, with document numbers in their identity form so
 /// that bracket and `第` variants of the same decision share a key.
 pub fn record_key(item: &crate::catalog::CatalogItem, fields: &Fields) -> Option<String> {
-    let mut parts = Vec::with_capacity(item.identity.len());
-    for name in &item.identity {
-        let value = fields.get(name).and_then(crate::map::scalar_text)?;
+    // Written straight into the key: no list of parts, no join, no copy of plain values.
+    let mut key = String::with_capacity(item.item.len() + 64);
+    key.push_str(&item.item);
+    key.push(':');
+    for (i, name) in item.identity.iter().enumerate() {
+        let value = match fields.get(name)? {
+            Value::String(s) => Cow::Borrowed(s.as_str()),
+            other => Cow::Owned(crate::map::scalar_text(other)?),
+        };
         if value.is_empty() {
             return None;
         }
-        parts.push(if name.ends_with("doc_no") { ids::doc_no_identity(&value) } else { value });
+        if i > 0 {
+            key.push('|');
+        }
+        if name.ends_with("doc_no") {
+            key.push_str(&ids::doc_no_identity(&value));
+        } else {
+            key.push_str(&value);
+        }
     }
-    Some(format!("{}:{}", item.item, parts.join("|")))
+    Some(key)
 }
 
 /// The outbound idempotency key: a digest of destination, record key and record version.
@@ -440,5 +491,34 @@ impl Processed {
             *counts.entry(copy.destination.clone()).or_insert(0) += 1;
         }
         counts
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_strftime() {
+        let reference = |ts: jiff::Timestamp| {
+            ts.to_zoned(shanghai()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+        };
+        let mut seconds: i64 = -62_167_219_200 - 86_400; // just before 0000-01-01 (UTC)
+        let mut nanos: i32 = 0;
+        while seconds < 253_402_300_800 + 86_400 {
+            let ts = jiff::Timestamp::new(seconds, nanos).unwrap();
+            assert_eq!(rfc3339_shanghai(ts), reference(ts), "{seconds} {nanos}");
+            seconds += 7_777_777;
+            nanos = (nanos + 123_456_789) % 1_000_000_000;
+        }
+        for (s, n) in [(0, 0), (0, 999_999_999), (-1, 999_000_000), (1_790_000_000, 1_000_000)] {
+            let ts = jiff::Timestamp::new(s, n).unwrap();
+            assert_eq!(rfc3339_shanghai(ts), reference(ts));
+        }
+        assert_eq!(
+            rfc3339_shanghai("2026-09-30T02:00:00.123456Z".parse().unwrap()),
+            "2026-09-30T10:00:00.123+08:00"
+        );
     }
 }

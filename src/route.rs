@@ -157,16 +157,18 @@ impl Router {
 }
 
 fn matches(when: &RouteWhen, input: &RouteInput<'_>) -> bool {
-    let any = |list: &[String], value: Option<&str>| {
-        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
-    };
+    // The record's value is only looked up when the rule lists values for it: most rules
+    // name two or three conditions, and each lookup hashes the name.
+    fn any<'v>(list: &[String], value: impl FnOnce() -> Option<&'v str>) -> bool {
+        list.is_empty() || value().is_some_and(|v| list.iter().any(|x| x == v))
+    }
     let text = |name: &str| input.fields.get(name).and_then(Value::as_str);
-    any(&when.catalog_item, Some(input.catalog_item))
-        && any(&when.operation, Some(input.operation))
-        && any(&when.source_adapter, Some(input.source_adapter))
-        && any(&when.subject_category, text("subject_category"))
-        && any(&when.severity, text("severity").or_else(|| text("publicity_tier")))
-        && any(&when.list_status, Some(list_status(input.fields)))
+    any(&when.catalog_item, || Some(input.catalog_item))
+        && any(&when.operation, || Some(input.operation))
+        && any(&when.source_adapter, || Some(input.source_adapter))
+        && any(&when.subject_category, || text("subject_category"))
+        && any(&when.severity, || text("severity").or_else(|| text("publicity_tier")))
+        && any(&when.list_status, || Some(list_status(input.fields)))
         && (when.region_prefix.is_empty()
             || region_of(input.fields).is_some_and(|region| {
                 when.region_prefix.iter().any(|p| region.starts_with(p.as_str()))

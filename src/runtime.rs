@@ -4,10 +4,12 @@
 //! Only this module (with `broker`, `store` and `sinks`) touches the network; the pipeline it
 //! calls is pure.
 
+pub mod admin_ops;
 pub mod app;
 pub mod delivery;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod ops;
 pub mod sinks;
 pub mod state;

@@ -15,11 +15,13 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 /// Schema migrations, applied in order; the same text runs on SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("store/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("store/0001_init.sql")), (2, include_str!("store/0002_lineage.sql"))];
 
-/// How many writes one transaction may carry, and how long the writer waits to fill it.
-const BATCH_MAX: usize = 512;
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// How many writes one transaction may carry.
+const BATCH_MAX: usize = 1024;
+/// Dedup rows per multi-row INSERT (6 parameters each).
+const MESSAGE_ROWS_PER_INSERT: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,7 +43,7 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
-    writer: mpsc::Sender<(Write, oneshot::Sender<Result<(), String>>)>,
+    writer: mpsc::Sender<Pending>,
 }
 
 /// One write.
@@ -65,6 +67,16 @@ pub enum Write {
         delivered_at: String,
         response: String,
     },
+    /// One accepted record version with its index values and routed copies (`lineage`).
+    Lineage(Box<lineage::RecordLineage>),
+    /// One delivery attempt of a copy and its outcome (`lineage`).
+    Attempt(Box<lineage::Attempt>),
+    /// A dead-lettered copy with its bytes, reason and attempt history (`dlq`).
+    DeadLetter(Box<dlq::DeadLetter>),
+    /// A dead letter was re-published (`dlq`).
+    Replayed(Box<dlq::Replayed>),
+    /// A rejected inbound document kept with its bytes for re-ingest after a fix (`dlq`).
+    Rejected(Box<dlq::RejectedInput>),
 }
 
 macro_rules! on_pool {
@@ -125,8 +137,21 @@ impl Store {
     ///
     /// The batch's transaction failed or the writer stopped.
     pub async fn write(&self, write: Write) -> Result<(), StoreError> {
+        self.write_all(vec![write]).await
+    }
+
+    /// Commits several writes atomically (in one batch with others) and returns once they
+    /// are durable. The batched ingest hands over all dedup rows of a batch at once.
+    ///
+    /// # Errors
+    ///
+    /// The batch's transaction failed or the writer stopped.
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
-        self.writer.send((write, tx)).await.map_err(|_| StoreError::WriterGone)?;
+        self.writer.send((writes, tx)).await.map_err(|_| StoreError::WriterGone)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Sql(sqlx::Error::Protocol(message))),
@@ -143,6 +168,38 @@ impl Store {
         let sql = "SELECT receipt FROM inbound_messages WHERE message_id = $1";
         let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(message_id).fetch_optional(p).await?);
         Ok(row.map(|(r,)| r))
+    }
+
+    /// The receipts already given for any of these inbound message ids, by message id: one
+    /// query for a whole ingest batch instead of one per message.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn receipts_for(
+        &self,
+        message_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        // Bounded IN lists: SQLite's variable limit is far above this, and PostgreSQL plans a
+        // short list as well as an array parameter.
+        for chunk in message_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT message_id, receipt FROM inbound_messages WHERE message_id IN ({})",
+                placeholders.join(", ")
+            );
+            let rows: Vec<(String, String)> = on_pool!(&self.pool, p => {
+                // Only numbered placeholders are formatted in; every value is bound.
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(p).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// The highest version delivered to a destination for a record key.
@@ -185,20 +242,21 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-type Pending = (Write, oneshot::Sender<Result<(), String>>);
+/// Writes that commit together, and who waits for them.
+type Pending = (Vec<Write>, oneshot::Sender<Result<(), String>>);
 
-/// The single writer: takes what is queued (up to `BATCH_MAX`, waiting at most `BATCH_WINDOW`
-/// for more) and commits it in one transaction.
+/// The single writer: takes what is queued (up to `BATCH_MAX` writes) and commits it in one
+/// transaction. It never waits for company: whatever arrives while a commit is running joins
+/// the next one, so batches grow with the load and an idle gateway pays no added latency.
 async fn writer(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_MAX);
+    let mut batch: Vec<Pending> = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {
+        let mut writes = first.0.len();
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-        while batch.len() < BATCH_MAX {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(next)) => batch.push(next),
-                _ => break,
-            }
+        while writes < BATCH_MAX {
+            let Ok(next) = rx.try_recv() else { break };
+            writes += next.0.len();
+            batch.push(next);
         }
         let result = commit(&pool, &batch).await.map_err(|e| e.to_string());
         for (_, reply) in batch.drain(..) {
@@ -208,22 +266,55 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
 }
 
 async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let writes = || batch.iter().flat_map(|(writes, _)| writes);
+    // Dedup rows are most of the traffic: a multi-row INSERT per hundred rows instead of one
+    // statement (and one round trip to the database thread) per row.
+    let messages: Vec<[&String; 6]> = writes()
+        .filter_map(|w| match w {
+            Write::Message { message_id, adapter, doc_type, status, receipt, received_at } => {
+                Some([message_id, adapter, doc_type, status, receipt, received_at])
+            }
+            _ => None,
+        })
+        .collect();
+    let lineage: Vec<&lineage::RecordLineage> = writes()
+        .filter_map(|w| match w {
+            Write::Lineage(record) => Some(&**record),
+            _ => None,
+        })
+        .collect();
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        for (write, _) in batch {
-            match write {
-                Write::Message { message_id, adapter, doc_type, status, receipt, received_at } => {
-                    sqlx::query("INSERT INTO inbound_messages (message_id, adapter, doc_type, status, receipt, received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING")
-                        .bind(message_id).bind(adapter).bind(doc_type).bind(status).bind(receipt).bind(received_at)
-                        .execute(&mut *tx).await?;
+        for chunk in messages.chunks(MESSAGE_ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO inbound_messages (message_id, adapter, doc_type, status, receipt, received_at) ");
+            q.push_values(chunk, |mut row, columns| {
+                for value in columns {
+                    row.push_bind(*value);
                 }
+            });
+            q.push(" ON CONFLICT (message_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        lineage::commit_records(&mut tx, &lineage).await?;
+        for write in writes() {
+            match write {
+                Write::Message { .. } | Write::Lineage(_) => {}
                 Write::Delivered { destination, record_key, record_version, idempotency_key, delivered_at, response } => {
                     sqlx::query("INSERT INTO delivered (destination, record_key, record_version, idempotency_key, delivered_at, response) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (destination, record_key) DO UPDATE SET record_version = excluded.record_version, idempotency_key = excluded.idempotency_key, delivered_at = excluded.delivered_at, response = excluded.response WHERE excluded.record_version > delivered.record_version")
                         .bind(destination).bind(record_key).bind(record_version).bind(idempotency_key).bind(delivered_at).bind(response)
                         .execute(&mut *tx).await?;
                 }
+                Write::Attempt(w) => lineage::commit_attempt(&mut tx, w).await?,
+                Write::DeadLetter(w) => dlq::commit_dead_letter(&mut tx, w).await?,
+                Write::Replayed(w) => dlq::commit_replayed(&mut tx, w).await?,
+                Write::Rejected(w) => dlq::commit_rejected(&mut tx, w).await?,
             }
         }
         tx.commit().await
     })
 }
+
+pub mod audit;
+pub mod backend;
+pub mod dlq;
+pub mod lineage;

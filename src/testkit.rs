@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -29,6 +31,8 @@ pub enum Behaviour {
     FailUntil(std::time::Instant),
     /// 400 for requests whose body contains the marker, accept the others.
     RejectContaining(String),
+    /// 400 while the switch is on, then accept: a destination its operators fixed.
+    RejectWhile(Arc<AtomicBool>),
 }
 
 /// One request a mock destination received.
@@ -130,6 +134,13 @@ async fn receive(
             }
             Behaviour::RejectContaining(marker) => {
                 if String::from_utf8_lossy(&body).contains(marker.as_str()) { 400 } else { 200 }
+            }
+            Behaviour::RejectWhile(on) => {
+                if on.load(SeqCst) {
+                    400
+                } else {
+                    200
+                }
             }
         }
     };

@@ -69,6 +69,8 @@ pub struct CompiledConfig {
     pub adapters: BTreeMap<String, Arc<Adapter>>,
     pub router: Router,
     pub calendar: Calendar,
+    /// Publicity, deadline, objection and bid-warning settings (issue 6).
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
     pub amqp_password: Option<Secret>,
     pub admin_token: Option<Secret>,
     /// Non-fatal findings (unresolved secrets during `check`).
@@ -389,6 +391,14 @@ impl CompiledConfig {
                 Router::empty()
             }
         };
+        let lifecycle =
+            crate::lifecycle::LifecycleConfig::compile(&process).unwrap_or_else(|errs| {
+                errors.extend(errs.into_iter().map(|message| ConfigError {
+                    file: process_path.display().to_string(),
+                    message,
+                }));
+                crate::lifecycle::LifecycleConfig::default()
+            });
         if errors.is_empty() {
             Ok(CompiledConfig {
                 config_dir: config_dir.to_owned(),
@@ -397,6 +407,7 @@ impl CompiledConfig {
                 adapters,
                 router,
                 calendar,
+                lifecycle,
                 amqp_password,
                 admin_token,
                 warnings,

@@ -28,10 +28,30 @@ pub struct ProcessFile {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub paths: PathsSection,
-    #[serde(default)]
+    /// Reporting deadlines by rule name; absent → `lifecycle::deadlines::default_rules`.
+    #[serde(default = "crate::lifecycle::deadlines::default_rules")]
     pub deadlines: BTreeMap<String, crate::domain::calendar::DeadlineRule>,
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// Publicity tiers, periods and rule versions of failed information (issue 6).
+    #[serde(default)]
+    pub publicity: crate::lifecycle::publicity::PublicityConfig,
+    #[serde(default)]
+    pub lifecycle: LifecycleSection,
+}
+
+/// `[lifecycle]`: deadline status thresholds and objection handling (issue 6).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleSection {
+    #[serde(default)]
+    pub at_risk: crate::lifecycle::deadlines::AtRiskConfig,
+    #[serde(default)]
+    pub dispute: crate::lifecycle::dispute::DisputeConfig,
+    /// Issuer and fallback regulator of bid-time credit warnings; without it no warnings
+    /// are generated.
+    #[serde(default)]
+    pub bid_warning: Option<crate::lifecycle::bid_warning::BidWarningConfig>,
 }
 
 /// `[runtime]`: which workers this instance runs.
@@ -492,6 +512,10 @@ pub struct OutboundSection {
     /// Whether the destination publishes to the public (stricter masking is then required).
     #[serde(default)]
     pub audience: Audience,
+    /// How a record under objection (异议) is held for this destination: `suspend` or `mark`;
+    /// absent → `suspend` for public audiences, `mark` otherwise (`lifecycle::dispute`).
+    #[serde(default)]
+    pub dispute_hold: Option<crate::lifecycle::dispute::HoldPolicy>,
     /// Personal-data class → action (`keep`, `mask`, `drop`). Every class used by an accepted
     /// item must be handled.
     #[serde(default)]
@@ -513,7 +537,7 @@ fn default_payload_format() -> String {
     "canonical-json".to_owned()
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     /// A credit platform or regulator that is entitled to the full record.

@@ -38,6 +38,7 @@ use quick_xml::XmlVersion;
 use quick_xml::escape::{EscapeError, resolve_predefined_entity};
 use quick_xml::events::{BytesStart, Event};
 use serde_json::Value;
+use serde_json::map::Entry;
 
 use super::{
     Charset, Codec, DecodeError, DecodeLimits, RecordDecodeError, RecordResult, XmlOptions,
@@ -150,6 +151,8 @@ struct Parser<'a, 'o> {
     /// Auto mode: a per-record problem of the root's own attributes.
     root_error: Option<String>,
     done: Vec<Done>,
+    /// Number of keys of the last record, the capacity hint for the next.
+    last_record_len: usize,
 }
 
 pub(super) fn decode(
@@ -171,6 +174,8 @@ pub(super) fn decode(
         limits,
         record_element: opts.record_element.as_deref(),
         reader,
+        // Typical credit records have 20-odd fields; later records use the real size.
+        last_record_len: 24,
         depth: 0,
         root_done: false,
         current: None,
@@ -289,6 +294,11 @@ impl<'a> Parser<'a, '_> {
                 b.fields += 1; // the child element itself
             }
             let mut frame = Frame::new(name.to_owned());
+            if b.stack.is_empty() {
+                // The record element: size its map like the previous record's (records of a
+                // feed share their shape), sparing the regrowth and rehashing per child.
+                frame.obj = Document::with_capacity(self.last_record_len);
+            }
             let attrs = read_attributes(e, self.limits, &mut frame.obj, Some(&mut b.error))
                 .map_err(|err| err.at(self.text, &self.reader))?;
             b.fields += attrs;
@@ -346,12 +356,15 @@ impl<'a> Parser<'a, '_> {
         let Some(b) = self.current.as_mut() else {
             return;
         };
-        let Some(frame) = b.stack.pop() else { return };
-        let name = frame.name.clone();
+        let Some(mut frame) = b.stack.pop() else { return };
+        let name = mem::take(&mut frame.name);
         let value = frame.finish();
         match b.stack.last_mut() {
             Some(parent) => insert_child(&mut parent.obj, name, value),
             None => {
+                if let Value::Object(record) = &value {
+                    self.last_record_len = record.len();
+                }
                 if let Some(b) = self.current.take() {
                     self.done.push(Done { name, value, fields: b.fields, error: b.error });
                 }
@@ -455,15 +468,18 @@ fn into_record(v: Value) -> Document {
 /// Adds a child's value; a repeated name turns into an array. Element values are never arrays
 /// themselves, so an existing array always means "repeated".
 fn insert_child(obj: &mut Document, name: String, value: Value) {
-    match obj.get_mut(&name) {
-        None => {
-            obj.insert(name, value);
+    // One lookup (one hash of the name) per child instead of a lookup and an insert.
+    match obj.entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(value);
         }
-        Some(Value::Array(items)) => items.push(value),
-        Some(existing) => {
-            let first = mem::take(existing);
-            *existing = Value::Array(vec![first, value]);
-        }
+        Entry::Occupied(mut occupied) => match occupied.get_mut() {
+            Value::Array(items) => items.push(value),
+            existing => {
+                let first = mem::take(existing);
+                *existing = Value::Array(vec![first, value]);
+            }
+        },
     }
 }
 

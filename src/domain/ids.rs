@@ -11,6 +11,7 @@
 //!
 //! Positions in errors are 1-based character positions, as the standards number them.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -192,9 +193,32 @@ fn is_already_normal(raw: &str) -> bool {
         // ASCII is NFKC-invariant and holds no zero-width characters.
         return true;
     }
+    if raw.chars().all(is_nfkc_stable_common) {
+        // What Chinese text is made of: `is_nfkc_quick` would look each one up in its tables
+        // to say the same (test `common_chars_are_nfkc_stable`).
+        return true;
+    }
     !raw.chars().any(is_zero_width)
         && unicode_normalization::is_nfkc_quick(raw.chars())
             == unicode_normalization::IsNormalized::Yes
+}
+
+/// ASCII, CJK unified ideographs (basic block) and the CJK punctuation and brackets of 文号
+/// and names: each is its own NFKC form in any context (NFKC quick check `Yes`, canonical
+/// combining class 0) and none is zero-width.
+fn is_nfkc_stable_common(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0}'..='\u{7F}'
+            | '\u{4E00}'..='\u{9FFF}'
+            | '\u{3001}'..='\u{3002}'
+            | '\u{3008}'..='\u{3011}'
+            | '\u{3014}'..='\u{3015}'
+            | '\u{2014}'
+            | '\u{2018}'..='\u{2019}'
+            | '\u{201C}'..='\u{201D}'
+            | '\u{00B7}'
+    )
 }
 
 /// NFKC, zero-width removal and outer trim; case is kept because lowercase input is technically
@@ -204,6 +228,16 @@ pub fn normalize_code(raw: &str) -> Normalized {
     let mut notes = Vec::new();
     let value = normalize_inner(raw, &mut notes);
     Normalized { changed: value != raw, value, notes }
+}
+
+/// [`normalize_code`] without the notes, borrowing `raw` when nothing changes (the common
+/// case): `(value, changed)`.
+pub fn normalize_code_cow(raw: &str) -> (Cow<'_, str>, bool) {
+    if is_already_normal(raw) {
+        return (Cow::Borrowed(raw), false);
+    }
+    let n = normalize_code(raw);
+    (Cow::Owned(n.value), n.changed)
 }
 
 /// [`normalize_code`] plus ASCII uppercasing. Only ASCII is uppercased: every code alphabet is
@@ -236,8 +270,50 @@ pub fn is_uscc_placeholder(s: &str) -> bool {
     s == USCC_PLACEHOLDER
 }
 
+/// Value of each byte in [`USCC_ALPHABET`], `NOT_USCC` for every other byte: a table lookup
+/// instead of a linear search, since every record checks several codes.
+const USCC_VALUES: [u8; 256] = {
+    let mut table = [NOT_USCC; 256];
+    let alphabet = USCC_ALPHABET.as_bytes();
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const NOT_USCC: u8 = u8::MAX;
+
+fn uscc_byte_value(b: u8) -> Option<u32> {
+    match USCC_VALUES[usize::from(b)] {
+        NOT_USCC => None,
+        v => Some(u32::from(v)),
+    }
+}
+
 fn uscc_value(c: char) -> Option<u32> {
-    USCC_ALPHABET.find(c).map(|i| i as u32)
+    u8::try_from(c).ok().and_then(uscc_byte_value)
+}
+
+/// Check character of 17 bytes already known to be symbols of the alphabet.
+fn uscc_check_byte(first17: &[u8]) -> Option<u8> {
+    let mut sum = 0u32;
+    for (&b, w) in first17.iter().zip(USCC_WEIGHTS) {
+        sum += uscc_byte_value(b)? * w;
+    }
+    USCC_ALPHABET.as_bytes().get(((31 - sum % 31) % 31) as usize).copied()
+}
+
+/// `check_uscc(s).is_ok()` without building the [`UsccInfo`] or an error: what the schema's
+/// `uscc` format asks, several times per record.
+pub fn is_valid_uscc(s: &str) -> bool {
+    let b = s.as_bytes();
+    // 18 characters from an ASCII alphabet are exactly 18 bytes.
+    b.len() == 18
+        && b.iter().enumerate().all(|(i, &c)| {
+            if (2..8).contains(&i) { c.is_ascii_digit() } else { uscc_byte_value(c).is_some() }
+        })
+        && uscc_check_byte(&b[..17]) == Some(b[17])
 }
 
 fn uscc_symbol(v: u32) -> char {
@@ -378,41 +454,34 @@ fn uscc_department(dept: char) -> Option<(&'static str, &'static [(char, &'stati
 /// organisation code are warnings in [`UsccInfo::warnings`]; the placeholder is rejected here
 /// (checksum) and must be special-cased by the caller.
 pub fn check_uscc(s: &str) -> Result<UsccInfo, IdError> {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.len() != 18 {
-        return Err(length_err("18", chars.len()));
+    if !is_valid_uscc(s) {
+        return Err(uscc_error(s));
     }
-    for (i, &ch) in chars.iter().enumerate() {
-        let pos = i + 1;
-        if (3..=8).contains(&pos) {
-            if ch.is_ascii_digit() {
-                continue;
-            }
-            // A letter here is the typical `O`-for-`0` typo: say what the position needs.
-            return Err(if ch.is_ascii_alphabetic() {
-                IdError::AreaNotDigits
-            } else {
-                IdError::BadChar { pos, ch }
-            });
-        }
-        if uscc_value(ch).is_none() {
-            let upper_ok = ch.is_ascii_lowercase() && uscc_value(ch.to_ascii_uppercase()).is_some();
-            return Err(if upper_ok {
-                IdError::Lowercase { pos, ch }
-            } else {
-                IdError::BadChar { pos, ch }
-            });
-        }
-    }
-    // All 18 are ASCII symbols now, so byte slicing below is on char boundaries.
-    let expected = uscc_check_char(&s[..17]).ok_or(IdError::Format {
-        expected: "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$",
-    })?;
-    if chars[17] != expected {
-        return Err(IdError::Checksum { expected });
-    }
+    // Valid, hence 18 ASCII symbols: byte slicing below is on char boundaries.
+    let (dept, category) = (char::from(s.as_bytes()[0]), char::from(s.as_bytes()[1]));
+    let (dept_name, category_name, warnings) = uscc_parts(s);
+    Ok(UsccInfo {
+        dept,
+        category,
+        dept_name,
+        category_name,
+        area: s[2..8].to_owned(),
+        org_code: s[8..17].to_owned(),
+        warnings,
+    })
+}
 
-    let (dept, category) = (chars[0], chars[1]);
+/// [`check_uscc`] when only the warnings matter (SG-04/SG-05): nothing else is built.
+pub fn check_uscc_warnings(s: &str) -> Result<Vec<UsccWarning>, IdError> {
+    if !is_valid_uscc(s) {
+        return Err(uscc_error(s));
+    }
+    Ok(uscc_parts(s).2)
+}
+
+/// Department and category names and the warnings of a code that passed [`is_valid_uscc`].
+fn uscc_parts(s: &str) -> (Option<&'static str>, Option<&'static str>, Vec<UsccWarning>) {
+    let (dept, category) = (char::from(s.as_bytes()[0]), char::from(s.as_bytes()[1]));
     let mut warnings = Vec::new();
     let (dept_name, category_name) = match uscc_department(dept) {
         None => {
@@ -433,15 +502,45 @@ pub fn check_uscc(s: &str) -> Result<UsccInfo, IdError> {
     {
         warnings.push(UsccWarning::OrgCodeChecksum { expected });
     }
-    Ok(UsccInfo {
-        dept,
-        category,
-        dept_name,
-        category_name,
-        area: s[2..8].to_owned(),
-        org_code: org_code.to_owned(),
-        warnings,
-    })
+    (dept_name, category_name, warnings)
+}
+
+/// Why `s` fails [`check_uscc`] (called only when [`is_valid_uscc`] said it does): the first
+/// problem in reading order, as the checks report it.
+fn uscc_error(s: &str) -> IdError {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() != 18 {
+        return length_err("18", chars.len());
+    }
+    for (i, &ch) in chars.iter().enumerate() {
+        let pos = i + 1;
+        if (3..=8).contains(&pos) {
+            if ch.is_ascii_digit() {
+                continue;
+            }
+            // A letter here is the typical `O`-for-`0` typo: say what the position needs.
+            return if ch.is_ascii_alphabetic() {
+                IdError::AreaNotDigits
+            } else {
+                IdError::BadChar { pos, ch }
+            };
+        }
+        if uscc_value(ch).is_none() {
+            let upper_ok = ch.is_ascii_lowercase() && uscc_value(ch.to_ascii_uppercase()).is_some();
+            return if upper_ok {
+                IdError::Lowercase { pos, ch }
+            } else {
+                IdError::BadChar { pos, ch }
+            };
+        }
+    }
+    // All 18 are ASCII symbols now, so byte slicing is on char boundaries.
+    match uscc_check_char(&s[..17]) {
+        Some(expected) => IdError::Checksum { expected },
+        None => {
+            IdError::Format { expected: "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$" }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,6 +661,33 @@ fn birth_date(yyyymmdd: &str) -> Option<Date> {
 /// [`IdError::LowercaseX`] so the caller can normalise and warn; a 15-digit number is
 /// [`IdError::Legacy15`].
 pub fn check_resident_id(s: &str) -> Result<ResidentIdInfo, IdError> {
+    let b = s.as_bytes();
+    // The usual shape, 17 digits and a digit or `X`, is settled on bytes; anything else goes
+    // through the character checks, which say what is wrong.
+    let plain = b.len() == 18
+        && b[..17].iter().all(u8::is_ascii_digit)
+        && (b[17].is_ascii_digit() || b[17] == b'X');
+    if !plain {
+        resident_id_shape(s)?;
+    }
+    // 18 ASCII characters from here on.
+    let birth = birth_date(&s[6..14]).ok_or(IdError::BirthDate)?;
+    let expected = resident_id_check_char(&s[..17]).ok_or(IdError::BirthDate)?;
+    if char::from(b[17]) != expected {
+        return Err(IdError::Checksum { expected });
+    }
+    let seq_last = s.as_bytes()[16] - b'0';
+    Ok(ResidentIdInfo {
+        region: s[..6].to_owned(),
+        birth_date: birth,
+        sex: if seq_last % 2 == 1 { Sex::Male } else { Sex::Female },
+        residence_permit: matches!(&s[..6], "810000" | "820000" | "830000"),
+    })
+}
+
+/// The shape checks of [`check_resident_id`], character by character: `Ok` only for 17 ASCII
+/// digits followed by a digit or `X`.
+fn resident_id_shape(s: &str) -> Result<(), IdError> {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() == 15 && chars.iter().all(char::is_ascii_digit) {
         return Err(IdError::Legacy15);
@@ -575,23 +701,10 @@ pub fn check_resident_id(s: &str) -> Result<ResidentIdInfo, IdError> {
         }
     }
     match chars[17] {
-        c if c.is_ascii_digit() || c == 'X' => {}
-        'x' => return Err(IdError::LowercaseX),
-        ch => return Err(IdError::BadChar { pos: 18, ch }),
+        c if c.is_ascii_digit() || c == 'X' => Ok(()),
+        'x' => Err(IdError::LowercaseX),
+        ch => Err(IdError::BadChar { pos: 18, ch }),
     }
-    // All ASCII from here on.
-    let birth = birth_date(&s[6..14]).ok_or(IdError::BirthDate)?;
-    let expected = resident_id_check_char(&s[..17]).ok_or(IdError::BirthDate)?;
-    if chars[17] != expected {
-        return Err(IdError::Checksum { expected });
-    }
-    let seq_last = s.as_bytes()[16] - b'0';
-    Ok(ResidentIdInfo {
-        region: s[..6].to_owned(),
-        birth_date: birth,
-        sex: if seq_last % 2 == 1 { Sex::Male } else { Sex::Female },
-        residence_permit: matches!(&s[..6], "810000" | "820000" | "830000"),
-    })
 }
 
 /// Converts a first-generation 15-digit ID (YYMMDD birth, no check) to 18 digits by inserting
@@ -850,14 +963,28 @@ static DOC_NO_SEQ: LazyLock<Regex> =
 pub fn normalize_doc_no(raw: &str) -> String {
     let mut notes = Vec::new();
     let nfkc = normalize_inner(raw, &mut notes);
+    if !nfkc.contains(ALTERNATE_BRACKETS) {
+        // Every match of the bracket pattern then already uses `〔〕`, which the replacement
+        // writes back unchanged, and `normalize_inner` trimmed: the regex would change nothing.
+        return nfkc;
+    }
     DOC_NO_YEAR_BRACKETS.replace_all(&nfkc, "〔${1}${2}${3}〕${4}").trim().to_owned()
 }
+
+/// The brackets of [`DOC_NO_YEAR_BRACKETS`] other than `〔` and `〕`.
+const ALTERNATE_BRACKETS: [char; 12] =
+    ['[', '【', '﹝', '（', '(', '［', ']', '】', '﹞', '）', ')', '］'];
 
 /// Comparison key for record identity: [`normalize_doc_no`], all whitespace removed, `第` after
 /// the year bracket dropped and the sequence's leading zeros stripped, so
 /// `武建罚字[2026]第0032号` and `武建罚字〔2026〕32号` are the same document.
 pub fn doc_no_identity(raw: &str) -> String {
     let compact = compact_doc_no(raw);
+    if !compact.contains("〕第") && !compact.contains("〕0") {
+        // Without `第` or a zero after a closing bracket, every match of the sequence pattern
+        // is replaced by itself.
+        return compact;
+    }
     DOC_NO_SEQ.replace_all(&compact, "〔${1}〕${2}").into_owned()
 }
 
@@ -937,6 +1064,23 @@ pub fn mask_phone(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_chars_are_nfkc_stable() {
+        use unicode_normalization::char::canonical_combining_class;
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32).filter(|&c| is_nfkc_stable_common(c))
+        {
+            let one = c.to_string();
+            assert_eq!(
+                unicode_normalization::is_nfkc_quick(one.chars()),
+                unicode_normalization::IsNormalized::Yes,
+                "U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(canonical_combining_class(c), 0, "U+{:04X}", u32::from(c));
+            assert!(!is_zero_width(c), "U+{:04X}", u32::from(c));
+        }
+    }
     use proptest::prelude::*;
 
     // --- fixtures §1: USCC ------------------------------------------------------------------
@@ -1573,6 +1717,29 @@ mod tests {
         #[test]
         fn generated_usccs_are_valid(code in valid_uscc()) {
             prop_assert!(check_uscc(&code).is_ok());
+            prop_assert!(is_valid_uscc(&code));
+            prop_assert_eq!(check_uscc_warnings(&code), Ok(check_uscc(&code).unwrap().warnings));
+        }
+
+        #[test]
+        fn byte_check_agrees_with_full_check(
+            code in valid_uscc(),
+            pos in 0usize..18,
+            ch in "[0-9A-Za-z IOSVZ０-９ａ中-]",
+        ) {
+            let mut chars: Vec<char> = code.chars().collect();
+            if let Some(c) = ch.chars().next() {
+                chars[pos] = c;
+            }
+            let mutated: String = chars.into_iter().collect();
+            let shorter: String = mutated.chars().skip(1).collect();
+            for s in [mutated.as_str(), shorter.as_str(), code.as_str()] {
+                prop_assert_eq!(is_valid_uscc(s), check_uscc(s).is_ok(), "{}", s);
+                prop_assert_eq!(
+                    check_uscc_warnings(s).map_err(|e| e.to_string()),
+                    check_uscc(s).map(|i| i.warnings).map_err(|e| e.to_string())
+                );
+            }
         }
 
         #[test]

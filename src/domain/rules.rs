@@ -15,6 +15,7 @@ use jiff::civil::Date;
 use serde_json::{Map, Value};
 
 use crate::domain::ids::{self, IdError, UsccWarning};
+use crate::fasthash::FxHashMap;
 use crate::record::Finding;
 
 /// 行政相对人类别 values (standards §1.5 A).
@@ -113,7 +114,7 @@ pub fn check_record(
     fields: &Map<String, Value>,
     ctx: &RuleContext<'_>,
 ) -> Vec<Finding> {
-    let r = Record(fields);
+    let r = Record::new(fields);
     let mut out = Vec::new();
     let shuang_gongshi = SHUANG_GONGSHI_ITEMS.contains(&item);
     if shuang_gongshi {
@@ -141,11 +142,26 @@ pub fn check_record(
 // Field access
 // ---------------------------------------------------------------------------------------------
 
-struct Record<'a>(&'a Map<String, Value>);
+struct Record<'a> {
+    fields: &'a Map<String, Value>,
+    /// The fields again, keyed with a cheap hash: the rules look up about thirty names per
+    /// record, and the record map's SipHash cost more than the checks themselves.
+    index: FxHashMap<&'a str, &'a Value>,
+}
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    fn new(fields: &'a Map<String, Value>) -> Self {
+        let mut index = FxHashMap::with_capacity_and_hasher(fields.len(), Default::default());
+        index.extend(fields.iter().map(|(k, v)| (k.as_str(), v)));
+        Record { fields, index }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.index.get(key).copied()
+    }
+
     fn present(&self, key: &str) -> bool {
-        match self.0.get(key) {
+        match self.get(key) {
             None | Some(Value::Null) => false,
             Some(Value::String(s)) => !s.trim().is_empty(),
             Some(Value::Array(a)) => !a.is_empty(),
@@ -155,7 +171,7 @@ impl Record<'_> {
 
     /// Non-blank string value.
     fn text(&self, key: &str) -> Option<&str> {
-        match self.0.get(key) {
+        match self.get(key) {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
             _ => None,
         }
@@ -168,7 +184,7 @@ impl Record<'_> {
 
     /// A number, or a string holding one (some upstreams quote decimals).
     fn number(&self, key: &str) -> Option<f64> {
-        match self.0.get(key)? {
+        match self.get(key)? {
             Value::Number(n) => n.as_f64(),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
@@ -179,7 +195,7 @@ impl Record<'_> {
     /// not on `、`, because the pre-2021 values `没收违法所得、没收非法财物` and
     /// `其他（法律、行政法规…）` contain `、` themselves.
     fn list(&self, key: &str) -> Vec<&str> {
-        let items: Vec<&str> = match self.0.get(key) {
+        let items: Vec<&str> = match self.get(key) {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             Some(Value::String(s)) => s.split([';', '；', ',', '，']).collect(),
             _ => Vec::new(),
@@ -190,6 +206,10 @@ impl Record<'_> {
 
 /// JSON pointer of a top-level key (RFC 6901 escaping).
 fn ptr(key: &str) -> String {
+    if !key.contains(['~', '/']) {
+        // Nothing to escape (every catalog key): skip the two `replace` copies.
+        return format!("/{key}");
+    }
     format!("/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
@@ -278,16 +298,17 @@ fn sg03_placeholder(r: &Record<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// SG-04 / SG-05 on one USCC value.
-fn check_uscc_value(path: &str, value: &str, out: &mut Vec<Finding>) {
-    match ids::check_uscc(value) {
+/// SG-04 / SG-05 on one USCC value. The path is built only for a finding: most codes are
+/// fine.
+fn check_uscc_value(path: impl Fn() -> String, value: &str, out: &mut Vec<Finding>) {
+    match ids::check_uscc_warnings(value) {
         Err(e) => out.push(Finding::error(
             "SG-04",
-            path,
+            path(),
             format!("统一社会信用代码无效：{}", e.message_zh()),
         )),
-        Ok(info) => {
-            for w in &info.warnings {
+        Ok(warnings) => {
+            for w in &warnings {
                 let rule = match w {
                     UsccWarning::OrgCodeChecksum { .. } => "SG-05",
                     UsccWarning::UnknownDepartment { .. } | UsccWarning::UnknownCategory { .. } => {
@@ -296,7 +317,7 @@ fn check_uscc_value(path: &str, value: &str, out: &mut Vec<Finding>) {
                 };
                 out.push(Finding::warning(
                     rule,
-                    path,
+                    path(),
                     format!("统一社会信用代码：{}", w.message_zh()),
                 ));
             }
@@ -305,7 +326,7 @@ fn check_uscc_value(path: &str, value: &str, out: &mut Vec<Finding>) {
 }
 
 fn sg04_sg05_uscc_fields(r: &Record<'_>, out: &mut Vec<Finding>) {
-    for key in r.0.keys() {
+    for key in r.fields.keys() {
         if !key.ends_with("_uscc") {
             continue;
         }
@@ -321,7 +342,7 @@ fn sg04_sg05_uscc_fields(r: &Record<'_>, out: &mut Vec<Finding>) {
             }
             continue;
         }
-        check_uscc_value(&ptr(key), value, out);
+        check_uscc_value(|| ptr(key), value, out);
     }
 
     // List entries carry one `subject_code` whose kind follows the category.
@@ -339,13 +360,13 @@ fn sg04_sg05_uscc_fields(r: &Record<'_>, out: &mut Vec<Finding>) {
                     ));
                 }
             } else {
-                check_uscc_value("/subject_code", code, out);
+                check_uscc_value(|| "/subject_code".to_owned(), code, out);
             }
         }
         // Only an 18-character mostly-digit code is taken for a resident ID: a natural person's
         // code may also be a passport or permit number, which has no checksum to verify.
         Some(CATEGORY_PERSON) if looks_like_resident_id(code) => {
-            check_resident_id_value("SG-06", "/subject_code", code, out);
+            check_resident_id_value("SG-06", || "/subject_code".to_owned(), code, out);
         }
         _ => {}
     }
@@ -355,9 +376,19 @@ fn looks_like_resident_id(s: &str) -> bool {
     s.len() == 18 && s.bytes().take(17).all(|b| b.is_ascii_digit())
 }
 
-/// SG-06 logic on one resident ID value; messages carry only the masked number.
-fn check_resident_id_value(rule: &'static str, path: &str, value: &str, out: &mut Vec<Finding>) {
+/// SG-06 logic on one resident ID value; messages carry only the masked number. Path and
+/// masked number are built only for a finding.
+fn check_resident_id_value(
+    rule: &'static str,
+    path: impl Fn() -> String,
+    value: &str,
+    out: &mut Vec<Finding>,
+) {
+    if ids::check_resident_id(value).is_ok() {
+        return;
+    }
     let masked = ids::mask_id(value);
+    let path = path();
     match ids::check_resident_id(value) {
         Ok(_) => {}
         Err(IdError::LowercaseX) => match ids::check_resident_id(&value.to_ascii_uppercase()) {
@@ -398,7 +429,7 @@ fn sg06_resident_ids(r: &Record<'_>, out: &mut Vec<Finding>) {
             continue;
         }
         if let Some(no) = r.text(no_key) {
-            check_resident_id_value("SG-06", &ptr(no_key), no, out);
+            check_resident_id_value("SG-06", || ptr(no_key), no, out);
         }
     }
 }
@@ -527,7 +558,8 @@ fn sg11_yuan_amounts(r: &Record<'_>, out: &mut Vec<Finding>) {
     let Some(content) = r.text("penalty_content") else {
         return;
     };
-    let figures = yuan_figures(content);
+    // Read from the text only for a suspicious amount: most fines are far below it.
+    let mut figures: Option<Vec<f64>> = None;
     for key in ["fine_amount_10k_cny", "confiscation_amount_10k_cny"] {
         let Some(amount) = r.number(key) else {
             continue;
@@ -535,6 +567,7 @@ fn sg11_yuan_amounts(r: &Record<'_>, out: &mut Vec<Finding>) {
         if amount < SG11_MIN_SUSPICIOUS_AMOUNT {
             continue;
         }
+        let figures = figures.get_or_insert_with(|| yuan_figures(content));
         if figures.iter().any(|&y| (y - amount).abs() < 1e-6) {
             out.push(Finding::warning(
                 "SG-11",
@@ -583,8 +616,10 @@ fn sg13_authority_prefix(r: &Record<'_>, out: &mut Vec<Finding>) {
     let Some(code) = r.text("authority_uscc") else {
         return;
     };
-    let prefix: String = code.trim().chars().take(2).collect();
-    if !AUTHORITY_USCC_PREFIXES.contains(&prefix.as_str()) {
+    let code = code.trim();
+    // The first two characters, borrowed.
+    let prefix = code.char_indices().nth(2).map_or(code, |(end, _)| &code[..end]);
+    if !AUTHORITY_USCC_PREFIXES.contains(&prefix) {
         out.push(Finding::warning(
             "SG-13",
             "/authority_uscc",

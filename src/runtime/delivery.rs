@@ -7,6 +7,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -24,6 +25,14 @@ use crate::runtime::metrics as m;
 use crate::runtime::sinks::{Copy, Sink, SinkOutcome};
 use crate::runtime::state::AppState;
 use crate::store::Write;
+use crate::store::dlq::{self, DeadLetter};
+use crate::store::lineage::Attempt;
+
+/// How often a worker reads its destination's pause state.
+const PAUSE_POLL: Duration = Duration::from_secs(1);
+
+/// Header on a replayed copy: the dead letter it was replayed from.
+pub const REPLAY_OF: &str = "x-credgate-replay-of";
 
 /// Parallel lanes per destination; copies of one record key always share a lane.
 const LANES: usize = 8;
@@ -41,6 +50,90 @@ pub async fn consume_destination(
     destination: String,
     shutdown: CancellationToken,
 ) -> Result<(), BrokerError> {
+    let mut announced = false;
+    // One warning per outage of the store, not one per poll.
+    let mut warned = false;
+    loop {
+        // Paused (by an operator, in the store): consume nothing until resumed. The state is
+        // read from the store, so it holds across restarts and for every instance.
+        loop {
+            match state.store.destination_paused(&destination).await {
+                Ok(false) => {
+                    warned = false;
+                    break;
+                }
+                Ok(true) => {
+                    warned = false;
+                    if !announced {
+                        info!(destination, "Destination paused; delivery stopped until resumed.");
+                        announced = true;
+                    }
+                }
+                Err(error) => {
+                    if !warned {
+                        warn!(destination, %error, "Cannot read the pause state; waiting.");
+                        warned = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(PAUSE_POLL) => {}
+            }
+        }
+        if announced {
+            info!(destination, "Destination resumed.");
+            announced = false;
+        }
+        let paused = Arc::new(AtomicBool::new(false));
+        let stop = shutdown.child_token();
+        let watcher = tokio::spawn(watch_pause(
+            state.clone(),
+            destination.clone(),
+            paused.clone(),
+            stop.clone(),
+        ));
+        let result = serve_destination(&state, connection, &destination, &stop, &paused).await;
+        stop.cancel();
+        let _ = watcher.await;
+        result?;
+        if shutdown.is_cancelled() || !paused.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+    }
+}
+
+/// Polls the pause state while the worker consumes; on pause, raises `paused` (lanes then
+/// requeue instead of sending) and stops the worker.
+async fn watch_pause(
+    state: Arc<AppState>,
+    destination: String,
+    paused: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PAUSE_POLL) => {}
+        }
+        if let Ok(true) = state.store.destination_paused(&destination).await {
+            paused.store(true, Ordering::Relaxed);
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+/// Consumes the destination queue until `stop` (shutdown or pause) or a channel failure.
+async fn serve_destination(
+    state: &Arc<AppState>,
+    connection: &lapin::Connection,
+    destination: &str,
+    stop: &CancellationToken,
+    paused: &Arc<AtomicBool>,
+) -> Result<(), BrokerError> {
+    let destination = destination.to_owned();
+    let shutdown = stop;
     let Some(dest) = state.config.adapters.get(&destination).and_then(|a| a.destination.as_ref())
     else {
         return Ok(());
@@ -80,6 +173,7 @@ pub async fn consume_destination(
             publish: publish_channel.clone(),
             limiter: limiter.clone(),
             queue: queue.clone(),
+            paused: paused.clone(),
         };
         lane_tasks.push(tokio::spawn(worker.run(rx)));
     }
@@ -124,6 +218,9 @@ struct LaneWorker {
     /// Shared by the destination's lanes: the destination's `rate_per_second`.
     limiter: Arc<RateLimiter>,
     queue: String,
+    /// Raised when an operator paused the destination: copies still in the lanes go back to
+    /// the queue unsent.
+    paused: Arc<AtomicBool>,
 }
 
 /// Spaces calls to a destination evenly (`rate_per_second`, 0 = unlimited). Waiting here
@@ -185,6 +282,13 @@ impl LaneWorker {
     }
 
     async fn handle(&self, delivery: &Delivery) {
+        if self.paused.load(Ordering::Relaxed) {
+            // Paused while this copy waited in the lane: back to the queue, unsent.
+            let _ = delivery
+                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                .await;
+            return;
+        }
         let empty = FieldTable::default();
         let h = delivery.properties.headers().as_ref().unwrap_or(&empty);
         let record_key = broker::header_str(h, headers::RECORD_KEY).unwrap_or_default();
@@ -193,6 +297,7 @@ impl LaneWorker {
         let operation =
             broker::header_str(h, headers::OPERATION).unwrap_or_else(|| "upsert".into());
         let attempt = broker::header_int(h, headers::ATTEMPT).unwrap_or(0);
+        let replay_of = broker::header_str(h, REPLAY_OF).unwrap_or_default();
         let idempotency_key = delivery
             .properties
             .message_id()
@@ -205,20 +310,42 @@ impl LaneWorker {
             .as_ref()
             .map(|c| c.as_str().to_owned())
             .unwrap_or_else(|| "application/json".into());
+        let attempt_record = |outcome: &str, reason: &str, response: &str| {
+            Write::Attempt(Box::new(Attempt {
+                idempotency_key: idempotency_key.clone(),
+                destination: self.destination.clone(),
+                record_key: record_key.clone(),
+                record_version: record_version.clone(),
+                attempt: attempt + 1,
+                outcome: outcome.to_owned(),
+                reason: reason.to_owned(),
+                response: response.chars().take(2000).collect(),
+                replay_of: replay_of.clone(),
+                at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
+            }))
+        };
 
-        // An older version arriving after a newer one was delivered is dropped, not sent.
+        // An older version arriving after a newer one was delivered is dropped, not sent; the
+        // same version already delivered (a redelivery, a replay of a copy that got through
+        // after all, a second replay) is acknowledged without sending it again.
         match self.state.store.delivered_version(&self.destination, &record_key).await {
-            Ok(Some(delivered)) if delivered.as_str() > record_version.as_str() => {
-                metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
-                    .increment(1);
+            Ok(Some(delivered)) if delivered.as_str() >= record_version.as_str() => {
+                let outcome = if delivered == record_version {
+                    "already_delivered"
+                } else {
+                    metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
+                        .increment(1);
+                    "superseded"
+                };
                 info!(
                     destination = self.destination,
                     record_key,
                     record_version,
                     delivered_version = delivered,
-                    outcome = "superseded",
-                    "Older version dropped as superseded."
+                    outcome,
+                    "Copy not sent: this or a newer version was delivered already."
                 );
+                self.record(attempt_record(outcome, "", &delivered)).await;
                 self.ack(delivery).await;
                 return;
             }
@@ -268,6 +395,7 @@ impl LaneWorker {
         }));
         match outcome {
             SinkOutcome::Delivered { response } => {
+                let attempt_write = attempt_record("delivered", "", &response);
                 let write = Write::Delivered {
                     destination: self.destination.clone(),
                     record_key: record_key.clone(),
@@ -276,7 +404,10 @@ impl LaneWorker {
                     delivered_at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
                     response,
                 };
-                if let Err(error) = self.state.store.write(write).await {
+                // Both go to the store together (one group commit).
+                let (delivered, _) =
+                    tokio::join!(self.state.store.write(write), self.record(attempt_write));
+                if let Err(error) = delivered {
                     // Delivered but not recorded: redelivery will send the same idempotency key.
                     warn!(destination = self.destination, %error, "Delivery not recorded; requeueing.");
                     let _ = delivery
@@ -289,20 +420,37 @@ impl LaneWorker {
             SinkOutcome::Retriable { reason, response } => {
                 let max_attempts = self.max_attempts();
                 if attempt + 1 >= i64::from(max_attempts) {
-                    self.dead_letter(
-                        delivery,
-                        &format!("retries exhausted: {reason}"),
-                        &response,
-                        &history,
-                    )
-                    .await;
+                    let dead = Dead {
+                        class: "retries_exhausted",
+                        reason: format!("retries exhausted: {reason}"),
+                        response,
+                        attempts: attempt + 1,
+                        replay_of: replay_of.clone(),
+                    };
+                    self.dead_letter(delivery, &dead, &history).await;
                 } else {
+                    self.record(attempt_record("retry", &reason, &response)).await;
                     self.retry(delivery, attempt + 1, &history, &reason).await;
                 }
             }
             SinkOutcome::Permanent { reason, response } => {
-                self.dead_letter(delivery, &reason, &response, &history).await;
+                let dead = Dead {
+                    class: "rejected",
+                    reason,
+                    response,
+                    attempts: attempt + 1,
+                    replay_of: replay_of.clone(),
+                };
+                self.dead_letter(delivery, &dead, &history).await;
             }
+        }
+    }
+
+    /// Records an attempt. Lineage is bookkeeping: a store failure here is logged and does not
+    /// hold up the copy (the delivered version and dead letters, which do matter, are checked).
+    async fn record(&self, write: Write) {
+        if let Err(error) = self.state.store.write(write).await {
+            warn!(destination = self.destination, %error, "Delivery attempt not recorded.");
         }
     }
 
@@ -383,27 +531,77 @@ impl LaneWorker {
         }
     }
 
-    /// Moves the copy to `credgate.dlq.<destination>` with why, what the destination said, and
-    /// every attempt.
-    async fn dead_letter(
-        &self,
-        delivery: &Delivery,
-        reason: &str,
-        response: &str,
-        history: &[serde_json::Value],
-    ) {
+    /// Stores the dead letter (bytes, record, reason, answer, attempts) and moves the copy to
+    /// `credgate.dlq.<destination>` with the same; acked only after both.
+    async fn dead_letter(&self, delivery: &Delivery, dead: &Dead, history: &[serde_json::Value]) {
+        let empty = FieldTable::default();
+        let h0 = delivery.properties.headers().as_ref().unwrap_or(&empty);
+        let get = |name: &str| broker::header_str(h0, name).unwrap_or_default();
+        let idempotency_key = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let history_json = serde_json::to_string(history).unwrap_or_default();
+        let now = crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now());
+        let letter = DeadLetter {
+            dead_id: dlq::dead_id(&idempotency_key, dead.attempts, &dead.replay_of),
+            idempotency_key: idempotency_key.clone(),
+            destination: self.destination.clone(),
+            record_key: get(headers::RECORD_KEY),
+            record_version: get(headers::RECORD_VERSION),
+            catalog_item: get(headers::CATALOG_ITEM),
+            operation: broker::header_str(h0, headers::OPERATION)
+                .unwrap_or_else(|| "upsert".into()),
+            source_adapter: get(headers::SOURCE_ADAPTER),
+            source_message_id: get(headers::SOURCE_MESSAGE_ID),
+            content_type: delivery
+                .properties
+                .content_type()
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_else(|| "application/json".into()),
+            payload: delivery.data.clone(),
+            reason_class: dead.class.to_owned(),
+            reason: dead.reason.clone(),
+            response: dead.response.chars().take(2000).collect(),
+            attempts: dead.attempts,
+            history: history_json.clone(),
+            replay_of: dead.replay_of.clone(),
+            dead_at: now.clone(),
+        };
+        let attempt = Write::Attempt(Box::new(Attempt {
+            idempotency_key,
+            destination: self.destination.clone(),
+            record_key: letter.record_key.clone(),
+            record_version: letter.record_version.clone(),
+            attempt: dead.attempts,
+            outcome: "dead".to_owned(),
+            reason: dead.reason.clone(),
+            response: letter.response.clone(),
+            replay_of: dead.replay_of.clone(),
+            at: now,
+        }));
+        let (stored, _) = tokio::join!(
+            self.state.store.write(Write::DeadLetter(Box::new(letter))),
+            self.record(attempt)
+        );
+        if let Err(error) = stored {
+            warn!(destination = self.destination, %error, "Could not store the dead letter; requeueing.");
+            let _ = delivery
+                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                .await;
+            return;
+        }
         let mut h = delivery.properties.headers().clone().unwrap_or_default();
-        broker::put_str(&mut h, headers::DEAD_REASON, reason);
+        broker::put_str(&mut h, headers::DEAD_REASON, &dead.reason);
         broker::put_str(
             &mut h,
             headers::REMOTE_RESPONSE,
-            &response.chars().take(2000).collect::<String>(),
+            &dead.response.chars().take(2000).collect::<String>(),
         );
-        broker::put_str(
-            &mut h,
-            headers::ATTEMPT_HISTORY,
-            &serde_json::to_string(history).unwrap_or_default(),
-        );
+        broker::put_str(&mut h, headers::ATTEMPT_HISTORY, &history_json);
         let message = Outgoing {
             exchange: broker::DLQ_EXCHANGE.to_owned(),
             routing_key: self.destination.clone(),
@@ -417,7 +615,8 @@ impl LaneWorker {
                     .increment(1);
                 error!(
                     destination = self.destination,
-                    reason,
+                    reason = dead.reason,
+                    reason_class = dead.class,
                     outcome = "dead_lettered",
                     "Copy dead-lettered."
                 );
@@ -431,6 +630,16 @@ impl LaneWorker {
             }
         }
     }
+}
+
+/// Why a copy is dead.
+struct Dead {
+    /// `rejected` or `retries_exhausted`.
+    class: &'static str,
+    reason: String,
+    response: String,
+    attempts: i64,
+    replay_of: String,
 }
 
 /// The copy's properties without any per-message TTL: a dead letter must never expire.

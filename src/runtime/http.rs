@@ -229,6 +229,7 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/v1/queues", get(queues))
+        .merge(crate::runtime::admin_ops::routes())
         .with_state(state)
 }
 
@@ -240,7 +241,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = &state.config.admin_token else { return true };
     headers
         .get(header::AUTHORIZATION)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -31,6 +31,9 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("broker connection is down")]
     NotConnected,
+    /// A failure shared by the whole batch (store query or commit).
+    #[error("{0}")]
+    Batch(String),
 }
 
 /// The answer to the source.
@@ -55,24 +58,161 @@ pub mod headers {
     pub const DOC_TYPE: &str = "x-credgate-doc-type";
 }
 
-/// Runs one inbound document through the gateway.
+/// Runs one inbound document through the gateway (the HTTP push path).
 ///
 /// # Errors
 ///
 /// Broker or store failures; nothing was acknowledged and the source must retry with the same
 /// message id (copies already published are recognisable by their idempotency keys).
 pub async fn ingest(state: &AppState, inbound: &Inbound<'_>) -> Result<IngestOutcome, IngestError> {
+    ingest_batch(state, std::slice::from_ref(inbound))
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or(Err(IngestError::NotConnected))
+}
+
+/// What ingest decided for one document of a batch before anything was published.
+enum Plan {
+    /// Seen before (its first receipt is in the store): answer `duplicate`, publish nothing.
+    Known(Receipt),
+    /// The same message id came twice in this batch: answer like the first, once it is safe.
+    RepeatOf(usize),
+    /// New: the pipeline's result and its receipt.
+    Fresh { processed: Processed, receipt: Receipt, receipt_json: String },
+}
+
+/// Runs a batch of inbound documents through the gateway: one dedup query for the batch, the
+/// pure pipeline per document, every copy and receipt of the batch published pipelined under
+/// one wait for confirms, then one store commit for all dedup rows. Each document gets its own
+/// result, so a document whose copy was unroutable fails alone.
+///
+/// The per-document order is the same as for a single document — copies and receipt confirmed,
+/// then the dedup key committed, then the source answered — so batching changes the cost, not
+/// the guarantees: a crash anywhere before the answer means the source's redelivery is
+/// processed and answered again.
+pub async fn ingest_batch(
+    state: &AppState,
+    batch: &[Inbound<'_>],
+) -> Vec<Result<IngestOutcome, IngestError>> {
     let started = Instant::now();
-    metrics::counter!(m::MESSAGES_RECEIVED, "adapter" => inbound.adapter.to_owned(), "doc_type" => inbound.doc_type.to_owned()).increment(1);
-    if let Some(first) = state.store.receipt_for(inbound.message_id).await? {
-        metrics::counter!(m::DUPLICATES, "adapter" => inbound.adapter.to_owned()).increment(1);
-        let mut receipt: Receipt =
-            serde_json::from_str(&first).unwrap_or_else(|_| Processed::empty_receipt(inbound));
-        receipt.status = ReceiptStatus::Duplicate;
-        publish_receipt(state, &receipt).await?;
-        count_outcome(inbound, "duplicate");
-        return Ok(IngestOutcome { receipt });
+    let ids: Vec<&str> = batch.iter().map(|inbound| inbound.message_id).collect();
+    let known = match state.store.receipts_for(&ids).await {
+        Ok(known) => known,
+        Err(error) => return fail_all(batch.len(), &error.to_string()),
+    };
+    let mut first_in_batch: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(batch.len());
+    let mut plans = Vec::with_capacity(batch.len());
+    for (index, inbound) in batch.iter().enumerate() {
+        if let Some(first) = known.get(inbound.message_id) {
+            let mut receipt: Receipt =
+                serde_json::from_str(first).unwrap_or_else(|_| Processed::empty_receipt(inbound));
+            receipt.status = ReceiptStatus::Duplicate;
+            plans.push(Plan::Known(receipt));
+        } else if let Some(first) = first_in_batch.get(inbound.message_id) {
+            plans.push(Plan::RepeatOf(*first));
+        } else {
+            first_in_batch.insert(inbound.message_id, index);
+            plans.push(fresh_plan(state, inbound));
+        }
     }
+
+    let groups = plans
+        .iter()
+        .zip(batch)
+        .map(|(plan, inbound)| match plan {
+            Plan::Known(receipt) => {
+                vec![receipt_message(receipt, serde_json::to_vec(receipt).unwrap_or_default())]
+            }
+            Plan::RepeatOf(first) => match &plans[*first] {
+                Plan::Fresh { receipt, .. } => {
+                    let repeat = duplicate_of(receipt);
+                    vec![receipt_message(&repeat, serde_json::to_vec(&repeat).unwrap_or_default())]
+                }
+                _ => Vec::new(),
+            },
+            Plan::Fresh { processed, receipt, receipt_json } => {
+                let mut out = outgoing_messages(inbound, processed, receipt);
+                out.push(receipt_message(receipt, receipt_json.as_bytes().to_vec()));
+                out
+            }
+        })
+        .collect();
+    let Ok(channel) = publisher(state).await else {
+        return batch.iter().map(|_| Err(IngestError::NotConnected)).collect();
+    };
+    let mut published = broker::publish_groups(&channel, groups).await;
+
+    // A repeat inside the batch stands or falls with its first occurrence.
+    for index in 0..plans.len() {
+        if let Plan::RepeatOf(first) = plans[index]
+            && published[first].is_err()
+        {
+            published[index] = Err(BrokerError::Abandoned(
+                "the first delivery of this message id in the batch failed".into(),
+            ));
+        }
+    }
+    // Lineage and dedup key of every published document commit in one transaction: an
+    // acknowledged document always has its lineage.
+    let mut rows: Vec<Write> = Vec::new();
+    for ((plan, inbound), outcome) in plans.iter().zip(batch).zip(&published) {
+        if let Plan::Fresh { processed, receipt, receipt_json } = plan
+            && outcome.is_ok()
+        {
+            rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+            rows.push(Write::Message {
+                message_id: inbound.message_id.to_owned(),
+                adapter: inbound.adapter.to_owned(),
+                doc_type: inbound.doc_type.to_owned(),
+                status: status_name(receipt.status).to_owned(),
+                receipt: receipt_json.clone(),
+                received_at: receipt.received_at.clone(),
+            });
+        }
+    }
+    let committed = state.store.write_all(rows).await.map_err(|e| e.to_string());
+
+    let mut tally = Tally::default();
+    let results = plans
+        .into_iter()
+        .zip(batch)
+        .zip(published)
+        .map(|((plan, inbound), outcome)| {
+            tally.received(inbound);
+            outcome?;
+            let receipt = match plan {
+                Plan::Known(receipt) => {
+                    tally.outcome(inbound, "duplicate");
+                    receipt
+                }
+                Plan::RepeatOf(_) => {
+                    committed.as_ref().map_err(|e| IngestError::Batch(e.clone()))?;
+                    tally.outcome(inbound, "duplicate");
+                    Receipt { status: ReceiptStatus::Duplicate, ..Processed::empty_receipt(inbound) }
+                }
+                Plan::Fresh { receipt, .. } => {
+                    committed.as_ref().map_err(|e| IngestError::Batch(e.clone()))?;
+                    let outcome = if receipt.status == ReceiptStatus::Rejected {
+                        "rejected"
+                    } else {
+                        "ok"
+                    };
+                    tally.outcome(inbound, outcome);
+                    debug!(adapter = inbound.adapter, doc_type = inbound.doc_type, message_id = inbound.message_id, outcome = status_name(receipt.status), routed_to = ?receipt.routed_to, "Document ingested.");
+                    receipt
+                }
+            };
+            Ok(IngestOutcome { receipt })
+        })
+        .collect();
+    tally.flush(started.elapsed().as_secs_f64());
+    results
+}
+
+/// Processes a new document (pure stages) and prepares its receipt.
+fn fresh_plan(state: &AppState, inbound: &Inbound<'_>) -> Plan {
     // Large documents are decoded off the async workers so one upload cannot stall the rest.
     let processed = if inbound.body.len() > 256 * 1024 {
         tokio::task::block_in_place(|| pipeline::process(&state.config, inbound))
@@ -88,35 +228,56 @@ pub async fn ingest(state: &AppState, inbound: &Inbound<'_>) -> Result<IngestOut
         }
     }
     let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
-    // The copies and the receipt go out together and share one wait for confirms. A crash
-    // before the dedup key commits means the source's redelivery is processed again and
-    // answered again: receipts are at least once, like everything else.
-    let mut outgoing = outgoing_messages(inbound, &processed, &receipt);
-    outgoing.push(receipt_message(&receipt, receipt_json.as_bytes().to_vec()));
-    let channel = publisher(state).await?;
-    broker::publish_all(&channel, outgoing).await?;
-    state
-        .store
-        .write(Write::Message {
-            message_id: inbound.message_id.to_owned(),
-            adapter: inbound.adapter.to_owned(),
-            doc_type: inbound.doc_type.to_owned(),
-            status: status_name(receipt.status).to_owned(),
-            receipt: receipt_json,
-            received_at: receipt.received_at.clone(),
-        })
-        .await?;
-    metrics::histogram!(m::PROCESSING_SECONDS, "adapter" => inbound.adapter.to_owned(), "doc_type" => inbound.doc_type.to_owned()).record(started.elapsed().as_secs_f64());
-    count_outcome(
-        inbound,
-        if receipt.status == ReceiptStatus::Rejected { "rejected" } else { "ok" },
-    );
-    debug!(adapter = inbound.adapter, doc_type = inbound.doc_type, message_id = inbound.message_id, outcome = status_name(receipt.status), routed_to = ?receipt.routed_to, "Document ingested.");
-    Ok(IngestOutcome { receipt })
+    Plan::Fresh { processed, receipt, receipt_json }
 }
 
-fn count_outcome(inbound: &Inbound<'_>, outcome: &'static str) {
-    metrics::counter!(m::MESSAGES_PROCESSED, "adapter" => inbound.adapter.to_owned(), "doc_type" => inbound.doc_type.to_owned(), "outcome" => outcome).increment(1);
+fn duplicate_of(receipt: &Receipt) -> Receipt {
+    Receipt { status: ReceiptStatus::Duplicate, ..receipt.clone() }
+}
+
+fn fail_all(n: usize, reason: &str) -> Vec<Result<IngestOutcome, IngestError>> {
+    (0..n).map(|_| Err(IngestError::Batch(reason.to_owned()))).collect()
+}
+
+/// Per-batch metric counts, so the labels are built once per batch and not once per message.
+#[derive(Default)]
+struct Tally<'a> {
+    received: Vec<((&'a str, &'a str), u64)>,
+    outcomes: Vec<((&'a str, &'a str, &'static str), u64)>,
+}
+
+impl<'a> Tally<'a> {
+    fn received(&mut self, inbound: &Inbound<'a>) {
+        bump(&mut self.received, (inbound.adapter, inbound.doc_type));
+    }
+
+    fn outcome(&mut self, inbound: &Inbound<'a>, outcome: &'static str) {
+        bump(&mut self.outcomes, (inbound.adapter, inbound.doc_type, outcome));
+    }
+
+    fn flush(self, elapsed_secs: f64) {
+        for ((adapter, doc_type), n) in self.received {
+            metrics::counter!(m::MESSAGES_RECEIVED, "adapter" => adapter.to_owned(), "doc_type" => doc_type.to_owned()).increment(n);
+        }
+        for ((adapter, doc_type, outcome), n) in self.outcomes {
+            metrics::counter!(m::MESSAGES_PROCESSED, "adapter" => adapter.to_owned(), "doc_type" => doc_type.to_owned(), "outcome" => outcome).increment(n);
+            if outcome == "duplicate" {
+                metrics::counter!(m::DUPLICATES, "adapter" => adapter.to_owned()).increment(n);
+            }
+            // Every document of a batch took the batch's time to be answered.
+            let histogram = metrics::histogram!(m::PROCESSING_SECONDS, "adapter" => adapter.to_owned(), "doc_type" => doc_type.to_owned());
+            for _ in 0..n {
+                histogram.record(elapsed_secs);
+            }
+        }
+    }
+}
+
+fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key, 1)),
+    }
 }
 
 pub fn status_name(status: ReceiptStatus) -> &'static str {
@@ -257,9 +418,16 @@ impl Processed {
     }
 }
 
+/// Most batches processed at once per consumer; with the prefetch this bounds the memory.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// Consumes `credgate.in.<adapter>` until the channel dies or shutdown is requested.
-/// Deliveries are processed concurrently up to the prefetch; each is acked only after its
-/// ingest finished, and on the channel it came from.
+///
+/// Deliveries are taken in batches — the first one that arrives plus whatever else the
+/// prefetch already buffered, up to half the prefetch — and batches are processed concurrently
+/// (at most `BATCHES_IN_FLIGHT`). They are settled strictly in the order they were taken, on the
+/// channel they came from, so a batch whose documents all succeeded is answered with a single
+/// `multiple` ack: every tag up to its last one belongs to it or to an already settled batch.
 ///
 /// # Errors
 ///
@@ -282,95 +450,215 @@ pub async fn consume_adapter(
             FieldTable::default(),
         )
         .await?;
-    info!(adapter, queue, prefetch, "Ingest consumer started.");
-    let tasks = tokio_util::task::TaskTracker::new();
+    let max_batch = usize::from(prefetch / 2).clamp(1, 256);
+    info!(adapter, queue, prefetch, max_batch, "Ingest consumer started.");
+    let (to_settle, settle_queue) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+    let settler =
+        tokio::spawn(settle_in_order(state.clone(), channel.clone(), queue.clone(), settle_queue));
     let result = loop {
-        tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             next = consumer.next() => match next {
                 None => break Ok(()),
                 Some(Err(error)) => break Err(BrokerError::from(error)),
-                Some(Ok(delivery)) => {
-                    let published = delivery.properties.timestamp().unwrap_or(0);
-                    let tag = delivery.delivery_tag;
-                    state.in_flight.start(&queue, tag, published);
-                    let (state, adapter, queue) = (state.clone(), adapter.clone(), queue.clone());
-                    tasks.spawn(async move {
-                        handle_delivery(&state, &adapter, delivery).await;
-                        state.settle(&queue, tag);
-                    });
+                Some(Ok(delivery)) => delivery,
+            }
+        };
+        let mut batch = vec![first];
+        let mut failed = None;
+        while batch.len() < max_batch {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(delivery))) => batch.push(delivery),
+                Some(Some(Err(error))) => {
+                    failed = Some(BrokerError::from(error));
+                    break;
                 }
+                // Nothing more buffered right now (or the stream ended: the next turn sees it).
+                _ => break,
             }
         }
+        for delivery in &batch {
+            let published = delivery.properties.timestamp().unwrap_or(0);
+            state.in_flight.start(&queue, delivery.delivery_tag, published);
+        }
+        let work = tokio::spawn(process_batch(state.clone(), adapter.clone(), batch));
+        // Bounded: when BATCHES_IN_FLIGHT batches are unsettled, taking more waits here.
+        if to_settle.send(work).await.is_err() {
+            break Ok(());
+        }
+        if let Some(error) = failed {
+            break Err(error);
+        }
     };
-    // Stop taking new deliveries, then let the in-flight ones finish (their acks go to this
-    // channel, which is still open); anything unfinished is requeued when the channel closes.
+    // Stop taking deliveries, then let the batches in flight finish and be settled (their acks
+    // go to this channel, still open); anything unfinished is requeued when the channel closes.
     let _ =
         channel.basic_cancel(consumer.tag(), lapin::options::BasicCancelOptions::default()).await;
-    tasks.close();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), tasks.wait()).await;
+    drop(to_settle);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), settler).await;
     let _ = channel.close(200, "shutdown".into()).await;
     state.in_flight.clear(&queue);
     result
 }
 
-async fn handle_delivery(state: &AppState, adapter: &str, delivery: Delivery) {
-    let props = &delivery.properties;
-    let routing_key = delivery.routing_key.as_str();
-    let doc_type = routing_key
-        .strip_prefix(adapter)
-        .and_then(|r| r.strip_prefix('.'))
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-        .or_else(|| props.kind().as_ref().map(|k| k.as_str().to_owned()))
-        .unwrap_or_default();
-    let message_id = props.message_id().as_ref().map(|m| m.as_str().to_owned());
-    let correlation_id = props.correlation_id().as_ref().map(|c| c.as_str().to_owned());
-    let content_type = props.content_type().as_ref().map(|c| c.as_str().to_owned());
-    let received_at = jiff::Timestamp::now();
-    let result = match &message_id {
-        Some(message_id) if !message_id.is_empty() => {
-            let inbound = Inbound {
-                adapter,
-                doc_type: &doc_type,
-                body: &delivery.data,
-                content_type: content_type.as_deref(),
-                message_id,
-                correlation_id: correlation_id.as_deref(),
-                received_at,
-                source_timestamp: props
-                    .timestamp()
-                    .and_then(|t| jiff::Timestamp::from_second(t as i64).ok()),
-            };
-            ingest(state, &inbound).await.map(|_| ())
-        }
-        _ => {
-            reject_without_id(
-                state,
-                adapter,
-                &doc_type,
-                &delivery,
-                correlation_id.as_deref(),
-                received_at,
-            )
-            .await
-        }
-    };
-    match result {
-        Ok(()) => {
-            metrics::counter!(m::CONSUMED, "queue" => broker::inbound_queue(adapter), "outcome" => "ack").increment(1);
-            if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-                warn!(adapter, %error, "Ack failed; the broker will redeliver and dedup will answer.");
+/// One delivery's outcome: its tag and whether ingest finished.
+type Settlement = (u64, Result<(), IngestError>);
+
+/// Acks or requeues each batch's deliveries, batches in the order they were taken.
+async fn settle_in_order(
+    state: Arc<AppState>,
+    channel: lapin::Channel,
+    queue: String,
+    mut batches: tokio::sync::mpsc::Receiver<tokio::task::JoinHandle<Vec<Settlement>>>,
+) {
+    // After a batch task died, its tags are unknown: `multiple` could ack them, so from then
+    // on every delivery is acked on its own (the lost ones are requeued with the channel).
+    let mut lost_track = false;
+    while let Some(work) = batches.recv().await {
+        let settled = match work.await {
+            Ok(settled) => settled,
+            Err(error) => {
+                warn!(queue, %error, "An ingest batch task died; its deliveries will be redelivered.");
+                lost_track = true;
+                continue;
+            }
+        };
+        let all_ok = settled.iter().all(|(_, outcome)| outcome.is_ok());
+        let acked = settled.iter().filter(|(_, outcome)| outcome.is_ok()).count() as u64;
+        let requeued = settled.len() as u64 - acked;
+        match settled.last() {
+            Some((last, _)) if all_ok && !lost_track => {
+                if let Err(error) =
+                    channel.basic_ack(*last, BasicAckOptions { multiple: true }).await
+                {
+                    warn!(queue, %error, "Ack failed; the broker will redeliver and dedup will answer.");
+                }
+            }
+            _ => {
+                for (tag, outcome) in &settled {
+                    let answered = match outcome {
+                        Ok(()) => channel.basic_ack(*tag, BasicAckOptions::default()).await,
+                        Err(error) => {
+                            warn!(queue, %error, "Ingest failed; requeueing the delivery.");
+                            channel
+                                .basic_nack(
+                                    *tag,
+                                    BasicNackOptions {
+                                        requeue: true,
+                                        ..BasicNackOptions::default()
+                                    },
+                                )
+                                .await
+                        }
+                    };
+                    if let Err(error) = answered {
+                        warn!(queue, %error, "Settling a delivery failed; the broker will redeliver it.");
+                    }
+                }
             }
         }
-        Err(error) => {
-            warn!(adapter, doc_type, %error, "Ingest failed; requeueing the delivery.");
-            metrics::counter!(m::CONSUMED, "queue" => broker::inbound_queue(adapter), "outcome" => "nack").increment(1);
-            let _ = delivery
-                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                .await;
+        for (tag, _) in &settled {
+            state.settle(&queue, *tag);
+        }
+        metrics::counter!(m::CONSUMED, "queue" => queue.clone(), "outcome" => "ack")
+            .increment(acked);
+        if requeued > 0 {
+            metrics::counter!(m::CONSUMED, "queue" => queue.clone(), "outcome" => "nack")
+                .increment(requeued);
         }
     }
+}
+
+/// The properties of one delivery that ingest needs, owned so the batch can borrow them.
+struct DeliveryMeta {
+    doc_type: String,
+    message_id: Option<String>,
+    correlation_id: Option<String>,
+    content_type: Option<String>,
+    source_timestamp: Option<jiff::Timestamp>,
+}
+
+impl DeliveryMeta {
+    fn of(adapter: &str, delivery: &Delivery) -> DeliveryMeta {
+        let props = &delivery.properties;
+        let doc_type = delivery
+            .routing_key
+            .as_str()
+            .strip_prefix(adapter)
+            .and_then(|r| r.strip_prefix('.'))
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .or_else(|| props.kind().as_ref().map(|k| k.as_str().to_owned()))
+            .unwrap_or_default();
+        DeliveryMeta {
+            doc_type,
+            message_id: props
+                .message_id()
+                .as_ref()
+                .map(|m| m.as_str().to_owned())
+                .filter(|m| !m.is_empty()),
+            correlation_id: props.correlation_id().as_ref().map(|c| c.as_str().to_owned()),
+            content_type: props.content_type().as_ref().map(|c| c.as_str().to_owned()),
+            source_timestamp: props
+                .timestamp()
+                .and_then(|t| jiff::Timestamp::from_second(t as i64).ok()),
+        }
+    }
+}
+
+/// Ingests one batch of deliveries; deliveries without a message id are rejected one by one.
+async fn process_batch(
+    state: Arc<AppState>,
+    adapter: String,
+    deliveries: Vec<Delivery>,
+) -> Vec<Settlement> {
+    let received_at = jiff::Timestamp::now();
+    let metas: Vec<DeliveryMeta> =
+        deliveries.iter().map(|d| DeliveryMeta::of(&adapter, d)).collect();
+    let mut outcomes: Vec<Option<Result<(), IngestError>>> = Vec::with_capacity(deliveries.len());
+    let mut inbound = Vec::with_capacity(deliveries.len());
+    let mut positions = Vec::with_capacity(deliveries.len());
+    for (index, (delivery, meta)) in deliveries.iter().zip(&metas).enumerate() {
+        match &meta.message_id {
+            Some(message_id) => {
+                outcomes.push(None);
+                positions.push(index);
+                inbound.push(Inbound {
+                    adapter: &adapter,
+                    doc_type: &meta.doc_type,
+                    body: &delivery.data,
+                    content_type: meta.content_type.as_deref(),
+                    message_id,
+                    correlation_id: meta.correlation_id.as_deref(),
+                    received_at,
+                    source_timestamp: meta.source_timestamp,
+                });
+            }
+            None => outcomes.push(Some(
+                reject_without_id(
+                    &state,
+                    &adapter,
+                    &meta.doc_type,
+                    delivery,
+                    meta.correlation_id.as_deref(),
+                    received_at,
+                )
+                .await,
+            )),
+        }
+    }
+    if !inbound.is_empty() {
+        for (position, result) in positions.into_iter().zip(ingest_batch(&state, &inbound).await) {
+            outcomes[position] = Some(result.map(|_| ()));
+        }
+    }
+    deliveries
+        .iter()
+        .zip(outcomes)
+        .map(|(delivery, outcome)| {
+            (delivery.delivery_tag, outcome.unwrap_or(Err(IngestError::NotConnected)))
+        })
+        .collect()
 }
 
 /// A message without `message_id` cannot be deduplicated: it is rejected with a receipt

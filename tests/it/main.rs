@@ -12,3 +12,4 @@ mod config_and_fixtures;
 mod end_to_end;
 mod faults;
 mod store;
+mod store_e2e;

@@ -1,0 +1,677 @@
+//! Lineage: every accepted record version (canonical JSON, hash of the raw bytes, where it came
+//! from), the copies routed from it, every delivery attempt with the destination's answer, and
+//! an index by business identifiers — so an operator can answer "what did we receive about this
+//! company, and where did each version go, when, with what answer".
+//!
+//! Identifier index: fields whose canonical name ends in `uscc`, `id_no`, `doc_no` or
+//! `deal_code` (the catalog's naming convention, which record keys already rely on for
+//! `doc_no`) are indexed, including properties of arrays of objects (bid candidates).
+//! 统一社会信用代码 and ID numbers are stored only as a keyed hash (HMAC-SHA256 with a random
+//! key kept in the store), so the index can be searched without holding, or ever logging,
+//! the numbers themselves; document numbers and deal codes are stored in identity form.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use hmac::Mac;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::backend::{Conn, Tx, on_conn};
+use super::{Pool, Store, StoreError, Write};
+use crate::domain::ids;
+use crate::pipeline::{Inbound, Processed, Receipt, RecordStatus};
+
+/// Which identifier an index entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexKind {
+    /// 统一社会信用代码 (keyed hash).
+    Uscc,
+    /// ID number of a natural person (keyed hash).
+    IdNo,
+    /// 文书号 in identity form.
+    DocNo,
+    /// 统一交易标识码 (uppercase).
+    DealCode,
+}
+
+impl IndexKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexKind::Uscc => "uscc",
+            IndexKind::IdNo => "id_no",
+            IndexKind::DocNo => "doc_no",
+            IndexKind::DealCode => "deal_code",
+        }
+    }
+
+    /// The kind a canonical field name is indexed as, if any.
+    pub fn of_field(name: &str) -> Option<IndexKind> {
+        if name == "uscc" || name.ends_with("_uscc") {
+            Some(IndexKind::Uscc)
+        } else if name == "id_no" || name.ends_with("_id_no") {
+            Some(IndexKind::IdNo)
+        } else if name.ends_with("doc_no") {
+            Some(IndexKind::DocNo)
+        } else if name.ends_with("deal_code") {
+            Some(IndexKind::DealCode)
+        } else {
+            None
+        }
+    }
+
+    /// Values of these kinds identify persons or companies: only their keyed hash is stored.
+    fn hashed(self) -> bool {
+        matches!(self, IndexKind::Uscc | IndexKind::IdNo)
+    }
+
+    /// The form a value is compared in (what the index holds before hashing).
+    pub fn normalise(self, value: &str) -> String {
+        match self {
+            IndexKind::DocNo => ids::doc_no_identity(value),
+            _ => ids::normalize_code_upper(value).value,
+        }
+    }
+}
+
+/// One identifier of a record: kind, the field it came from (`/candidates/0/uscc` →
+/// `candidates.uscc`), and its normalised value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub kind: IndexKind,
+    pub field: String,
+    pub value: String,
+}
+
+impl fmt::Debug for IndexEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value may be an ID number: never print it.
+        write!(f, "IndexEntry({} {})", self.kind.as_str(), self.field)
+    }
+}
+
+/// A copy routed from a record version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedCopy {
+    pub destination: String,
+    pub idempotency_key: String,
+}
+
+/// One accepted record version as the store keeps it.
+#[derive(Clone)]
+pub struct RecordLineage {
+    pub message_id: String,
+    pub record_index: i64,
+    pub record_key: String,
+    pub record_version: String,
+    pub source_adapter: String,
+    pub doc_type: String,
+    pub catalog_item: String,
+    pub catalog_version: String,
+    pub operation: String,
+    /// `accepted` or `accepted_with_warnings`.
+    pub status: String,
+    pub raw_sha256: String,
+    /// The canonical record (contract §3 flat JSON).
+    pub canonical: String,
+    pub received_at: String,
+    pub index: Vec<IndexEntry>,
+    pub copies: Vec<RoutedCopy>,
+}
+
+impl fmt::Debug for RecordLineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The canonical record carries personal identifiers: only its coordinates are printed.
+        f.debug_struct("RecordLineage")
+            .field("message_id", &self.message_id)
+            .field("record_index", &self.record_index)
+            .field("record_key", &self.record_key)
+            .field("record_version", &self.record_version)
+            .field("copies", &self.copies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One delivery attempt of one copy.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub idempotency_key: String,
+    pub destination: String,
+    pub record_key: String,
+    pub record_version: String,
+    /// 1 for the first try; replays start again at 1.
+    pub attempt: i64,
+    /// `delivered`, `retry`, `dead`, `superseded` or `already_delivered`.
+    pub outcome: String,
+    pub reason: String,
+    /// The destination's answer (truncated).
+    pub response: String,
+    /// The dead letter this copy was replayed from, or empty.
+    pub replay_of: String,
+    pub at: String,
+}
+
+/// The lineage writes for one processed inbound document: one per accepted record (with its
+/// index entries and routed copies), and the original bytes when anything was rejected.
+/// Written before the dedup key, so a crash in between re-ingests and re-writes them; every
+/// write is idempotent.
+pub fn lineage_writes(
+    inbound: &Inbound<'_>,
+    processed: &Processed,
+    receipt: &Receipt,
+) -> Vec<Write> {
+    let mut out = Vec::new();
+    for record in &processed.records {
+        if record.status == RecordStatus::Rejected {
+            continue;
+        }
+        let Some(canonical) = &record.record else { continue };
+        out.push(Write::Lineage(Box::new(RecordLineage {
+            message_id: inbound.message_id.to_owned(),
+            record_index: i64::try_from(record.index).unwrap_or(i64::MAX),
+            record_key: canonical.record_key().to_owned(),
+            record_version: canonical.record_version().to_owned(),
+            source_adapter: inbound.adapter.to_owned(),
+            doc_type: inbound.doc_type.to_owned(),
+            catalog_item: canonical.get_str("catalog_item").to_owned(),
+            catalog_version: canonical.get_str("catalog_version").to_owned(),
+            operation: canonical.get_str("operation").to_owned(),
+            status: record_status(record.status).to_owned(),
+            raw_sha256: processed.raw_sha256.clone(),
+            canonical: serde_json::to_string(&canonical.to_json()).unwrap_or_default(),
+            received_at: receipt.received_at.clone(),
+            index: index_entries(&canonical.fields),
+            copies: record
+                .copies
+                .iter()
+                .map(|c| RoutedCopy {
+                    destination: c.destination.clone(),
+                    idempotency_key: c.idempotency_key.clone(),
+                })
+                .collect(),
+        })));
+    }
+    let any_rejected = !processed.document_violations.is_empty()
+        || processed.records.iter().any(|r| r.status == RecordStatus::Rejected);
+    if any_rejected {
+        out.push(Write::Rejected(Box::new(super::dlq::RejectedInput {
+            message_id: inbound.message_id.to_owned(),
+            adapter: inbound.adapter.to_owned(),
+            doc_type: inbound.doc_type.to_owned(),
+            content_type: inbound.content_type.unwrap_or_default().to_owned(),
+            body: inbound.body.to_vec(),
+            receipt: serde_json::to_string(receipt).unwrap_or_default(),
+            received_at: receipt.received_at.clone(),
+        })));
+    }
+    out
+}
+
+fn record_status(status: RecordStatus) -> &'static str {
+    match status {
+        RecordStatus::Accepted => "accepted",
+        RecordStatus::AcceptedWithWarnings => "accepted_with_warnings",
+        RecordStatus::Rejected => "rejected",
+    }
+}
+
+/// The identifiers of a record's fields (top level and inside arrays of objects).
+pub fn index_entries(fields: &serde_json::Map<String, Value>) -> Vec<IndexEntry> {
+    let mut seen = BTreeSet::new();
+    let mut push = |kind: IndexKind, field: String, raw: &str| {
+        let value = kind.normalise(raw);
+        if value.is_empty() || (kind == IndexKind::Uscc && ids::is_uscc_placeholder(&value)) {
+            return;
+        }
+        seen.insert((kind, field, value));
+    };
+    for (name, value) in fields {
+        match value {
+            Value::String(s) => {
+                if let Some(kind) = IndexKind::of_field(name) {
+                    push(kind, name.clone(), s);
+                }
+            }
+            Value::Array(items) => {
+                for item in items.iter().filter_map(Value::as_object) {
+                    for (inner, v) in item {
+                        if let (Some(kind), Some(s)) = (IndexKind::of_field(inner), v.as_str()) {
+                            push(kind, format!("{name}.{inner}"), s);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    seen.into_iter().map(|(kind, field, value)| IndexEntry { kind, field, value }).collect()
+}
+
+/// The key of the identifier index: created at random on first use and kept in the store, so
+/// every instance sharing the store hashes alike and a copy of the index alone reveals nothing.
+async fn index_key(conn: Conn<'_>) -> Result<String, sqlx::Error> {
+    let select = "SELECT value FROM store_meta WHERE name = 'index_key'";
+    on_conn!(conn, c => {
+        let found: Option<(String,)> = sqlx::query_as(select).fetch_optional(&mut *c).await?;
+        if let Some((key,)) = found {
+            return Ok(key);
+        }
+        let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('index_key', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(fresh)
+            .execute(&mut *c)
+            .await?;
+        let (key,): (String,) = sqlx::query_as(select).fetch_one(&mut *c).await?;
+        Ok(key)
+    })
+}
+
+/// What the index holds for a value: the keyed hash for persons and companies, else the
+/// normalised value itself.
+fn index_value(key: &str, kind: IndexKind, normalised: &str) -> String {
+    if !kind.hashed() {
+        return normalised.to_owned();
+    }
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) else {
+        // HMAC accepts keys of any length; this branch cannot be taken.
+        return String::new();
+    };
+    mac.update(kind.as_str().as_bytes());
+    mac.update(b":");
+    mac.update(normalised.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Rows per multi-row INSERT: a batch of records costs a handful of statements instead of
+/// several per record (each statement is a round trip to the database thread).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Commits the lineage of a batch of records: versions, index entries and routed copies, each
+/// table with multi-row INSERTs. Idempotent (a redelivered document re-writes nothing).
+pub(super) async fn commit_records<T: Tx>(
+    tx: &mut T,
+    records: &[&RecordLineage],
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let key = if records.iter().flat_map(|w| &w.index).any(|e| e.kind.hashed()) {
+        index_key(tx.conn()).await?
+    } else {
+        String::new()
+    };
+    let index: Vec<(&RecordLineage, &IndexEntry)> =
+        records.iter().flat_map(|w| w.index.iter().map(move |e| (*w, e))).collect();
+    let copies: Vec<(&RecordLineage, &RoutedCopy)> =
+        records.iter().flat_map(|w| w.copies.iter().map(move |c| (*w, c))).collect();
+    on_conn!(tx.conn(), c => {
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) ");
+            q.push_values(chunk, |mut row, w| {
+                row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
+                    .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
+                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at);
+            });
+            q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
+            q.build().execute(&mut *c).await?;
+        }
+        for chunk in index.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, field, message_id, record_index, record_key) ");
+            q.push_values(chunk, |mut row, (w, entry)| {
+                row.push_bind(entry.kind.as_str()).push_bind(index_value(&key, entry.kind, &entry.value)).push_bind(&entry.field)
+                    .push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key);
+            });
+            q.push(" ON CONFLICT (kind, value, message_id, record_index, field) DO NOTHING");
+            q.build().execute(&mut *c).await?;
+        }
+        for chunk in copies.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
+            q.push_values(chunk, |mut row, (w, copy)| {
+                row.push_bind(&copy.idempotency_key).push_bind(&w.message_id).push_bind(w.record_index).push_bind(&copy.destination)
+                    .push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.received_at);
+            });
+            q.push(" ON CONFLICT (idempotency_key, message_id) DO NOTHING");
+            q.build().execute(&mut *c).await?;
+        }
+        Ok(())
+    })
+}
+
+pub(super) async fn commit_attempt<T: Tx>(tx: &mut T, w: &Attempt) -> Result<(), sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    on_conn!(tx.conn(), c => {
+        sqlx::query("INSERT INTO delivery_attempts (attempt_id, idempotency_key, destination, record_key, record_version, attempt, outcome, reason, response, replay_of, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            .bind(id).bind(&w.idempotency_key).bind(&w.destination).bind(&w.record_key)
+            .bind(&w.record_version).bind(w.attempt).bind(&w.outcome).bind(&w.reason)
+            .bind(&w.response).bind(&w.replay_of).bind(&w.at)
+            .execute(&mut *c).await?;
+        Ok(())
+    })
+}
+
+/// What to look records up by.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RecordQuery {
+    Uscc(String),
+    IdNo(String),
+    DocNo(String),
+    DealCode(String),
+    Key(String),
+    MessageId(String),
+}
+
+impl fmt::Debug for RecordQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // An ID number is never printed, not even in a debug line.
+            RecordQuery::IdNo(v) => write!(f, "IdNo({})", ids::mask_id(v)),
+            RecordQuery::Uscc(v) => write!(f, "Uscc({v})"),
+            RecordQuery::DocNo(v) => write!(f, "DocNo({v})"),
+            RecordQuery::DealCode(v) => write!(f, "DealCode({v})"),
+            RecordQuery::Key(v) => write!(f, "Key({v})"),
+            RecordQuery::MessageId(v) => write!(f, "MessageId({v})"),
+        }
+    }
+}
+
+/// One delivery attempt as shown in a record's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub outcome: String,
+    pub reason: String,
+    pub response: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub replay_of: String,
+    pub at: String,
+}
+
+/// A dead letter as shown in a record's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadView {
+    pub dead_id: String,
+    pub reason_class: String,
+    pub reason: String,
+    pub dead_at: String,
+    pub replay_count: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub replayed_at: String,
+}
+
+/// One copy of a version for one destination, with everything that happened to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyView {
+    pub destination: String,
+    pub idempotency_key: String,
+    pub routed_at: String,
+    /// `delivered`, `dead`, `superseded`, `already_delivered`, `retrying` or `queued`.
+    pub status: String,
+    pub attempts: Vec<AttemptView>,
+    pub dead_letters: Vec<DeadView>,
+}
+
+/// One received version of a record.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub record_version: String,
+    pub message_id: String,
+    pub record_index: i64,
+    pub source_adapter: String,
+    pub doc_type: String,
+    pub catalog_item: String,
+    pub catalog_version: String,
+    pub operation: String,
+    pub status: String,
+    /// The status of the inbound message's receipt (`accepted`, `accepted_with_warnings`…).
+    pub receipt_status: Option<String>,
+    pub raw_sha256: String,
+    pub received_at: String,
+    /// The canonical record, unmasked: callers mask before showing it.
+    pub canonical: Value,
+    pub copies: Vec<CopyView>,
+}
+
+/// Everything the store knows about one record key.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordHistory {
+    pub record_key: String,
+    /// The fields the query matched in (`subject_uscc`, `candidates.uscc`), for index queries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched_fields: Vec<String>,
+    pub versions: Vec<VersionView>,
+    /// The highest version delivered, per destination.
+    pub delivered: BTreeMap<String, String>,
+}
+
+type VersionRow =
+    (String, i64, String, String, String, String, String, String, String, String, String, String);
+type AttemptRow = (String, String, i64, String, String, String, String, String);
+type DeadRow = (String, String, String, String, String, i64, String);
+
+impl Store {
+    /// Record keys matching a query (at most `limit`), each with the fields it matched in.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn find_record_keys(
+        &self,
+        query: &RecordQuery,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let (kind, raw) = match query {
+            RecordQuery::Key(key) => return Ok(vec![(key.clone(), Vec::new())]),
+            RecordQuery::MessageId(id) => {
+                let sql = "SELECT DISTINCT record_key FROM record_versions WHERE message_id = $1 ORDER BY record_key LIMIT $2";
+                let rows: Vec<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(id).bind(limit).fetch_all(p).await?);
+                return Ok(rows.into_iter().map(|(k,)| (k, Vec::new())).collect());
+            }
+            RecordQuery::Uscc(v) => (IndexKind::Uscc, v),
+            RecordQuery::IdNo(v) => (IndexKind::IdNo, v),
+            RecordQuery::DocNo(v) => (IndexKind::DocNo, v),
+            RecordQuery::DealCode(v) => (IndexKind::DealCode, v),
+        };
+        let normalised = kind.normalise(raw);
+        let value = if kind.hashed() {
+            let sql = "SELECT value FROM store_meta WHERE name = 'index_key'";
+            let key: Option<(String,)> =
+                on_pool!(&self.pool, p => sqlx::query_as(sql).fetch_optional(p).await?);
+            // No key yet: nothing was ever indexed.
+            let Some((key,)) = key else { return Ok(Vec::new()) };
+            index_value(&key, kind, &normalised)
+        } else {
+            normalised
+        };
+        let sql = "SELECT record_key, field FROM record_index WHERE kind = $1 AND value = $2 ORDER BY record_key, field";
+        let rows: Vec<(String, String)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(kind.as_str()).bind(value).fetch_all(p).await?);
+        let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (key, field) in rows {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            if keys.len() >= limit && !keys.contains_key(&key) {
+                continue;
+            }
+            keys.entry(key).or_default().insert(field);
+        }
+        Ok(keys.into_iter().map(|(k, f)| (k, f.into_iter().collect())).collect())
+    }
+
+    /// Histories of the records matching a query (at most `limit` record keys).
+    ///
+    /// # Errors
+    ///
+    /// A query failed.
+    pub async fn search_records(
+        &self,
+        query: &RecordQuery,
+        limit: i64,
+    ) -> Result<Vec<RecordHistory>, StoreError> {
+        let mut out = Vec::new();
+        for (key, matched) in self.find_record_keys(query, limit).await? {
+            if let Some(mut history) = self.record_history(&key).await? {
+                history.matched_fields = matched;
+                out.push(history);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every version of a record key, each with its copies, their attempts and dead letters;
+    /// `None` when the store never saw the key.
+    ///
+    /// # Errors
+    ///
+    /// A query failed.
+    pub async fn record_history(
+        &self,
+        record_key: &str,
+    ) -> Result<Option<RecordHistory>, StoreError> {
+        let sql = "SELECT record_version, record_index, message_id, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, received_at, canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version, received_at";
+        let versions: Vec<VersionRow> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+        if versions.is_empty() {
+            return Ok(None);
+        }
+        let sql = "SELECT idempotency_key, destination, record_version, routed_at FROM routed_copies WHERE record_key = $1 ORDER BY routed_at, destination";
+        let copies: Vec<(String, String, String, String)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+        let sql = "SELECT idempotency_key, destination, attempt, outcome, reason, response, replay_of, at FROM delivery_attempts WHERE record_key = $1 ORDER BY at, attempt_id";
+        let attempts: Vec<AttemptRow> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+        let sql = "SELECT idempotency_key, dead_id, reason_class, reason, dead_at, replay_count, replayed_at FROM dead_letters WHERE record_key = $1 ORDER BY dead_at";
+        let dead: Vec<DeadRow> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+        let sql = "SELECT destination, record_version FROM delivered WHERE record_key = $1";
+        let delivered: Vec<(String, String)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+
+        let mut views = Vec::with_capacity(versions.len());
+        for row in versions {
+            let (version, record_index, message_id, source_adapter, doc_type, catalog_item) =
+                (row.0, row.1, row.2, row.3, row.4, row.5);
+            let (catalog_version, operation, status, raw_sha256, received_at, canonical) =
+                (row.6, row.7, row.8, row.9, row.10, row.11);
+            let sql = "SELECT status FROM inbound_messages WHERE message_id = $1";
+            let receipt: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(&message_id).fetch_optional(p).await?);
+            let mut version_copies = Vec::new();
+            let mut seen = BTreeSet::new();
+            for (idempotency_key, destination, copy_version, routed_at) in &copies {
+                if *copy_version != version || !seen.insert(idempotency_key.clone()) {
+                    continue;
+                }
+                let copy_attempts: Vec<AttemptView> = attempts
+                    .iter()
+                    .filter(|a| a.0 == *idempotency_key)
+                    .map(|a| AttemptView {
+                        attempt: a.2,
+                        outcome: a.3.clone(),
+                        reason: a.4.clone(),
+                        response: a.5.clone(),
+                        replay_of: a.6.clone(),
+                        at: a.7.clone(),
+                    })
+                    .collect();
+                let dead_letters: Vec<DeadView> = dead
+                    .iter()
+                    .filter(|d| d.0 == *idempotency_key)
+                    .map(|d| DeadView {
+                        dead_id: d.1.clone(),
+                        reason_class: d.2.clone(),
+                        reason: d.3.clone(),
+                        dead_at: d.4.clone(),
+                        replay_count: d.5,
+                        replayed_at: d.6.clone(),
+                    })
+                    .collect();
+                let status = copy_status(&copy_attempts);
+                version_copies.push(CopyView {
+                    destination: destination.clone(),
+                    idempotency_key: idempotency_key.clone(),
+                    routed_at: routed_at.clone(),
+                    status,
+                    attempts: copy_attempts,
+                    dead_letters,
+                });
+            }
+            views.push(VersionView {
+                record_version: version,
+                message_id,
+                record_index,
+                source_adapter,
+                doc_type,
+                catalog_item,
+                catalog_version,
+                operation,
+                status,
+                receipt_status: receipt.map(|(s,)| s),
+                raw_sha256,
+                received_at,
+                canonical: serde_json::from_str(&canonical).unwrap_or(Value::Null),
+                copies: version_copies,
+            });
+        }
+        Ok(Some(RecordHistory {
+            record_key: record_key.to_owned(),
+            matched_fields: Vec::new(),
+            versions: views,
+            delivered: delivered.into_iter().collect(),
+        }))
+    }
+}
+
+/// Where a copy stands, from its attempts: a delivered copy stays delivered whatever a later
+/// replay found; otherwise the last attempt says.
+fn copy_status(attempts: &[AttemptView]) -> String {
+    if attempts.iter().any(|a| a.outcome == "delivered") {
+        return "delivered".to_owned();
+    }
+    match attempts.last().map(|a| a.outcome.as_str()) {
+        None => "queued".to_owned(),
+        Some("retry") => "retrying".to_owned(),
+        Some(other) => other.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_found_by_field_name_including_nested_ones() {
+        let fields: serde_json::Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "subject_uscc": " 91420100ma4p7q8r8n ",
+            "legal_rep_id_no": "420111198501011234",
+            "decision_doc_no": "鄂公管罚[2026]第0032号",
+            "unified_deal_code": "a1",
+            "transfer_from_uscc": "00000000000000000X",
+            "candidates": [{"uscc": "91420100MA4P7Q8R8N", "rank": 1}],
+            "subject_name": "某公司"
+        }))
+        .unwrap();
+        let entries = index_entries(&fields);
+        let found: Vec<(IndexKind, &str, &str)> =
+            entries.iter().map(|e| (e.kind, e.field.as_str(), e.value.as_str())).collect();
+        assert_eq!(
+            found,
+            vec![
+                (IndexKind::Uscc, "candidates.uscc", "91420100MA4P7Q8R8N"),
+                (IndexKind::Uscc, "subject_uscc", "91420100MA4P7Q8R8N"),
+                (IndexKind::IdNo, "legal_rep_id_no", "420111198501011234"),
+                (IndexKind::DocNo, "decision_doc_no", "鄂公管罚〔2026〕32号"),
+                (IndexKind::DealCode, "unified_deal_code", "A1"),
+            ]
+        );
+        // Debug output of an entry never carries the value.
+        assert!(!format!("{entries:?}").contains("420111198501011234"));
+    }
+
+    #[test]
+    fn persons_and_companies_are_hashed_with_the_key_documents_are_not() {
+        let a = index_value("k1", IndexKind::IdNo, "420111198501011234");
+        let b = index_value("k2", IndexKind::IdNo, "420111198501011234");
+        assert_ne!(a, b, "the hash depends on the store's key");
+        assert!(!a.contains("4201"));
+        assert_eq!(index_value("k1", IndexKind::DocNo, "x〔2026〕1号"), "x〔2026〕1号");
+    }
+}
