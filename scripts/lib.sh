@@ -68,7 +68,6 @@ ensure_rabbitmq() {
 start_private_rabbitmq() {
   local dir=/tmp/credgate-ci-rabbitmq
   export CREDGATE_BROKER_NODE="credgate-ci@localhost" CREDGATE_BROKER_PORT=5699
-  export CREDGATE_AMQP__URL="amqp://127.0.0.1:5699/%2f"
   rm -rf "$dir" && mkdir -p "$dir/mnesia" "$dir/log" && echo '[].' > "$dir/enabled_plugins"
   chown -R rabbitmq:rabbitmq "$dir" 2>/dev/null || true
   RABBITMQ_NODENAME="$CREDGATE_BROKER_NODE" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \

@@ -378,6 +378,11 @@ async fn replay_at_volume_delivers_each_dead_letter_once() {
         let endpoints =
             BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
+        // The shipped 50/s limit of the provincial site would measure the limiter, not replay.
+        let adapter = config.path().join("adapters/hb-credit.toml");
+        let text = std::fs::read_to_string(&adapter).unwrap();
+        std::fs::write(&adapter, text.replacen("rate_per_second = 50", "rate_per_second = 0", 1))
+            .unwrap();
         let mut gateway = Gateway::spawn(&config);
         let connection = support::connect(&broker, &vhost).await;
         let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
