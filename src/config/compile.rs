@@ -73,6 +73,9 @@ pub struct CompiledConfig {
     pub lifecycle: crate::lifecycle::LifecycleConfig,
     pub amqp_password: Option<Secret>,
     pub admin_token: Option<Secret>,
+    /// The named `[[admin.tokens]]`, resolved (those whose secret did not resolve during
+    /// `check` are left out).
+    pub admin_tokens: Vec<AdminToken>,
     /// Non-fatal findings (unresolved secrets during `check`).
     pub warnings: Vec<ConfigError>,
 }
@@ -125,6 +128,13 @@ impl CompiledConfig {
             secrets_ctx.get(&mut errors, &process_path, "amqp.password", &process.amqp.password);
         let admin_token =
             secrets_ctx.get(&mut errors, &process_path, "admin.token", &process.admin.token);
+        let admin_tokens = admin_tokens(
+            &process,
+            admin_token.as_ref(),
+            &process_path,
+            &mut secrets_ctx,
+            &mut errors,
+        );
         if process.amqp.url.contains('@') {
             errors.push(ConfigError {
                 file: process_path.display().to_string(),
@@ -410,6 +420,7 @@ impl CompiledConfig {
                 lifecycle,
                 amqp_password,
                 admin_token,
+                admin_tokens,
                 warnings,
             })
         } else {
@@ -420,6 +431,57 @@ impl CompiledConfig {
     pub fn data_dir(&self) -> PathBuf {
         self.config_dir.join(&self.process.paths.data)
     }
+}
+
+/// A named admin token with its role.
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    pub name: String,
+    pub role: raw::Role,
+    pub token: Secret,
+}
+
+/// Validates and resolves `[[admin.tokens]]`: names are unique, short and plain (they become
+/// the audit log's actor), and no two tokens are equal (a token must say who holds it).
+fn admin_tokens(
+    process: &ProcessFile,
+    admin_token: Option<&Secret>,
+    file: &Path,
+    secrets_ctx: &mut SecretCtx<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<AdminToken> {
+    let mut out: Vec<AdminToken> = Vec::new();
+    let error = |message: String| ConfigError { file: file.display().to_string(), message };
+    for (i, entry) in process.admin.tokens.iter().enumerate() {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if entry.name.is_empty() || entry.name.len() > 64 || !entry.name.chars().all(plain) {
+            errors.push(error(format!(
+                "admin.tokens[{i}].name: `{}` must be 1–64 of A–Z a–z 0–9 . _ -",
+                entry.name
+            )));
+            continue;
+        }
+        if entry.name == "admin" || out.iter().any(|t| t.name == entry.name) {
+            errors.push(error(format!(
+                "admin.tokens[{i}].name: `{}` is taken (`admin` is the admin.token's holder)",
+                entry.name
+            )));
+            continue;
+        }
+        let key = format!("admin.tokens[{i}].token");
+        let Some(token) = secrets_ctx.get(errors, file, &key, &Some(entry.token.clone())) else {
+            continue;
+        };
+        let clash = out.iter().any(|t| t.token == token) || admin_token == Some(&token);
+        if token.expose().is_empty() || clash {
+            errors.push(error(format!(
+                "{key}: empty, or the same as another admin token (a token must name its holder)"
+            )));
+            continue;
+        }
+        out.push(AdminToken { name: entry.name.clone(), role: entry.role, token });
+    }
+    out
 }
 
 /// Resolves secret references, collecting failures as errors (service) or warnings (`check`).
