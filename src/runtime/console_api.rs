@@ -184,9 +184,10 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         let (kind, owner) = queue_kind(&name);
         // What leaves the queue: acked inbound documents, or delivery attempts of its
         // destination (an outbound queue's consumer is the destination's worker).
+        // A counter nobody incremented yet is zero, not unknown.
         let taken = match kind {
-            "inbound" => consumed.get(&name).copied(),
-            "outbound" => attempts.get(owner).copied(),
+            "inbound" => Some(consumed.get(&name).copied().unwrap_or(0.0)),
+            "outbound" => Some(attempts.get(owner).copied().unwrap_or(0.0)),
             _ => None,
         };
         row["kind"] = kind.into();

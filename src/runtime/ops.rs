@@ -209,7 +209,7 @@ pub async fn replay_ids(
     }
     let destinations: std::collections::BTreeSet<&str> =
         letters.iter().map(|l| l.destination.as_str()).collect();
-    let target = match destinations.iter().collect::<Vec<_>>().as_slice() {
+    let target = match destinations.into_iter().collect::<Vec<_>>().as_slice() {
         [only] => (*only).to_owned(),
         _ => "*".to_owned(),
     };

@@ -128,7 +128,7 @@ async function loadLists() {
 
 // ---- tabs ----------------------------------------------------------------------------------
 
-const TABS = { queues: showQueues, timeline: () => {}, dlq: loadDlq, receipts: loadReceipts, destinations: loadDestinations };
+const TABS = { queues: showQueues, timeline: async () => {}, dlq: loadDlq, receipts: loadReceipts, destinations: loadDestinations };
 
 function route() {
   if (!state.me) return;
@@ -199,16 +199,23 @@ async function searchTimeline(kind, value, reveal) {
     .sort((a, b) => String(a.v.received_at).localeCompare(String(b.v.received_at)));
   result.replaceChildren(
     el('p', { class: 'muted' }, `找到 ${records.length} 条记录、${versions.length} 个版本${reveal ? '；个人标识已完整显示，此次查看已记入审计日志' : '；个人标识已脱敏'}。`),
-    el('ol', { class: 'timeline' }, versions.map(({ record, v }) => timelineEntry(record, v))),
+    el('ol', { class: 'timeline' }, versions.map(({ record, v }, i) => timelineEntry(record, v, i === versions.length - 1))),
   );
 }
 
-function timelineEntry(record, v) {
+// A field value as text: lists of plain values joined the Chinese way, objects as JSON.
+function showValue(value) {
+  if (Array.isArray(value) && value.every((x) => typeof x !== 'object')) return value.join('、');
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value ?? '');
+}
+
+// One version of a record on the timeline; the newest one's fields are unfolded.
+function timelineEntry(record, v, unfold) {
   const rec = v.record || {};
   const title = rec.title || v.catalog_item;
   const fields = (rec.fields || []).map((f) => el('tr', { 'data-field': f.field },
     el('th', {}, f.label || f.field, f.code ? el('span', { class: 'code' }, f.code) : null),
-    el('td', { class: 'value' }, typeof f.value === 'object' ? JSON.stringify(f.value) : String(f.value ?? ''))));
+    el('td', { class: 'value' }, showValue(f.value))));
   const copies = (v.copies || []).map((c) => el('tr', { 'data-destination': c.destination, 'data-status': c.status },
     el('td', { class: 'mono' }, c.destination),
     el('td', {}, badge(label('copy', c.status), tone(c.status))),
@@ -223,7 +230,7 @@ function timelineEntry(record, v) {
       badge(label('record', v.status), tone(v.status)),
       el('span', { class: 'muted' }, `来源 ${v.source_adapter} · ${label('operation', v.operation)} · 版本 ${v.record_version}`)),
     el('div', { class: 'mono muted small' }, `记录键 ${record.record_key}`),
-    el('details', { open: true }, el('summary', {}, '记录内容'), el('table', { class: 'fields' }, el('tbody', {}, fields))),
+    el('details', { open: unfold }, el('summary', {}, `记录内容（${fields.length} 项）`), el('table', { class: 'fields' }, el('tbody', {}, fields))),
     el('table', { class: 'grid copies' },
       el('thead', {}, el('tr', {}, el('th', {}, '目的地'), el('th', {}, '状态'), el('th', {}, '投递记录'), el('th', {}, '死信'))),
       el('tbody', {}, copies.length ? copies : el('tr', {}, el('td', { colspan: 4, class: 'empty' }, '未路由到任何目的地')))));
@@ -247,16 +254,16 @@ async function loadDlq() {
     el('td', {}, badge(label('reason', d.reason_class), d.reason_class === 'rejected' ? 'bad' : 'warn')),
     el('td', { class: 'small' }, d.reason),
     el('td', { class: 'num' }, d.attempts), el('td', { class: 'num' }, d.replay_count),
-    el('td', { class: 'actions' },
+    el('td', {}, el('div', { class: 'actions' },
       el('button', { class: 'ghost', onclick: () => showDeadLetter(d.dead_id).catch((e) => toast(e.message, true)) }, '详情'),
-      canReplay ? el('button', { class: 'replay', onclick: () => replay({ dead_ids: [d.dead_id] }, false) }, '重放') : null))),
+      canReplay ? el('button', { class: 'replay', onclick: () => replay({ dead_ids: [d.dead_id] }, false) }, '重放') : null)))),
   '没有符合条件的死信');
 }
 
 async function showDeadLetter(id) {
   const d = await api(`/v1/dlq/${encodeURIComponent(id)}`);
   const fields = ((d.record && d.record.fields) || []).map((f) => el('tr', {},
-    el('th', {}, f.label || f.field), el('td', { class: 'value' }, typeof f.value === 'object' ? JSON.stringify(f.value) : String(f.value ?? ''))));
+    el('th', {}, f.label || f.field), el('td', { class: 'value' }, showValue(f.value))));
   $('#dlq-detail').replaceChildren(el('div', { class: 'card detail' },
     el('h3', {}, `死信 ${d.dead_id}`),
     el('dl', {},
@@ -358,7 +365,7 @@ async function loadDestinations() {
       el('td', { class: 'mono' }, d.destination), el('td', {}, d.name),
       el('td', {}, d.paused ? badge('已暂停', 'warn') : badge('运行中', 'ok')),
       el('td', {}, d.reason || '—'), el('td', {}, d.changed_by || '—'), el('td', {}, fmtTime(d.changed_at)),
-      el('td', { class: 'actions' }, canPause ? [reason, el('button', { class: d.paused ? 'ok' : 'warn', onclick: act }, d.paused ? '恢复' : '暂停')] : el('span', { class: 'muted' }, '无权限')));
+      el('td', {}, el('div', { class: 'actions' }, canPause ? [reason, el('button', { class: d.paused ? 'ok' : 'warn', onclick: act }, d.paused ? '恢复' : '暂停')] : el('span', { class: 'muted' }, '无权限'))));
   }));
 }
 
