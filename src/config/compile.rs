@@ -595,4 +595,50 @@ mod tests {
         assert_eq!(process.amqp.prefetch, 50);
         assert_eq!(process.store.url, "postgres://db/test");
     }
+
+    #[test]
+    fn admin_tokens_are_named_distinct_and_never_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, token) in [("admin", "t-admin"), ("a", "t-a"), ("b", "t-b"), ("c", "t-a")] {
+            std::fs::write(dir.path().join(file), token).unwrap();
+        }
+        let process: ProcessFile = toml::from_str(
+            r#"
+[admin]
+token = "${file:admin}"
+tokens = [
+  { name = "wang", role = "operator", token = "${file:a}" },
+  { name = "li", role = "auditor", token = "${file:b}" },
+  { name = "wang", role = "admin", token = "${file:b}" },
+  { name = "admin", role = "admin", token = "${file:b}" },
+  { name = "zhao liu", role = "admin", token = "${file:b}" },
+  { name = "inline", role = "admin", token = "t-inline" },
+  { name = "same", role = "admin", token = "${file:c}" },
+  { name = "same-as-admin", role = "admin", token = "${file:admin}" },
+]
+"#,
+        )
+        .unwrap();
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let mut ctx = SecretCtx { config_dir: dir.path(), resolve: true, warnings: &mut warnings };
+        let admin = Secret::new("t-admin");
+        let file = Path::new("credgate.toml");
+        let tokens = admin_tokens(&process, Some(&admin), file, &mut ctx, &mut errors);
+        let named: Vec<(&str, raw::Role)> =
+            tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(named, [("wang", raw::Role::Operator), ("li", raw::Role::Auditor)]);
+        let messages: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(messages.len(), 6, "{messages:?}");
+        assert!(messages[0].contains("tokens[2].name: `wang` is taken"), "{messages:?}");
+        assert!(messages[1].contains("tokens[3].name: `admin` is taken"), "{messages:?}");
+        assert!(messages[2].contains("tokens[4].name"), "{messages:?}");
+        assert!(messages[3].contains("never inline"), "{messages:?}");
+        assert!(messages[4].contains("tokens[6].token: empty, or the same"), "{messages:?}");
+        assert!(messages[5].contains("tokens[7].token: empty, or the same"), "{messages:?}");
+        // A role that does not exist is a parse error of the file.
+        let bad = toml::from_str::<ProcessFile>(
+            "[[admin.tokens]]\nname = \"x\"\nrole = \"root\"\ntoken = \"${env:X}\"\n",
+        );
+        assert!(bad.is_err());
+    }
 }

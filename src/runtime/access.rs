@@ -64,7 +64,11 @@ impl Caller {
 pub fn caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
     let config = &state.config;
     if config.admin_token.is_none() && config.admin_tokens.is_empty() {
-        return Some(Caller { name: "admin".into(), role: Role::Admin, actor: legacy_actor(headers) });
+        return Some(Caller {
+            name: "admin".into(),
+            role: Role::Admin,
+            actor: legacy_actor(headers),
+        });
     }
     let given = headers
         .get(header::AUTHORIZATION)
@@ -76,7 +80,8 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
     if let Some(token) = &config.admin_token
         && constant_eq(given, token.expose().as_bytes())
     {
-        found = Some(Caller { name: "admin".into(), role: Role::Admin, actor: legacy_actor(headers) });
+        found =
+            Some(Caller { name: "admin".into(), role: Role::Admin, actor: legacy_actor(headers) });
     }
     for entry in &config.admin_tokens {
         if constant_eq(given, entry.token.expose().as_bytes()) && found.is_none() {
@@ -90,38 +95,54 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
     found
 }
 
-/// The caller, if allowed `permission`; otherwise the answer to send (401 without a known
-/// token, 403 when the role lacks the permission).
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No known token: 401.
+    Unauthenticated,
+    /// The role lacks the permission: 403.
+    Forbidden(Role, Permission),
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Denied::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "admin token required".to_owned())
+            }
+            Denied::Forbidden(role, permission) => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "role {} may not {}",
+                    role.as_str(),
+                    match permission {
+                        Permission::Read => "read",
+                        Permission::Reveal => "reveal personal identifiers",
+                        Permission::Replay => "replay dead letters",
+                        Permission::Pause => "pause or resume destinations",
+                    }
+                ),
+            ),
+        };
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// The caller, if allowed `permission`.
 ///
 /// # Errors
 ///
-/// The response to return instead of handling the request.
+/// No known token, or the caller's role lacks the permission; `into_response` is the answer.
 pub fn require(
     state: &AppState,
     headers: &HeaderMap,
     permission: Permission,
-) -> Result<Caller, Response> {
-    let Some(caller) = caller(state, headers) else {
-        return Err(deny(StatusCode::UNAUTHORIZED, "admin token required"));
-    };
+) -> Result<Caller, Denied> {
+    let caller = caller(state, headers).ok_or(Denied::Unauthenticated)?;
     if !caller.may(permission) {
-        let message = format!(
-            "role {} may not {}",
-            caller.role.as_str(),
-            match permission {
-                Permission::Read => "read",
-                Permission::Reveal => "reveal personal identifiers",
-                Permission::Replay => "replay dead letters",
-                Permission::Pause => "pause or resume destinations",
-            }
-        );
-        return Err(deny(StatusCode::FORBIDDEN, &message));
+        return Err(Denied::Forbidden(caller.role, permission));
     }
     Ok(caller)
-}
-
-fn deny(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// The holder of the shared admin token names themselves in `X-Credgate-Actor` (the token

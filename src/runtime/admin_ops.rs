@@ -59,9 +59,13 @@ async fn records(
     headers: HeaderMap,
     Query(params): Query<RecordParams>,
 ) -> Response {
-    let caller = match access::require(&state, &headers, if params.reveal { Permission::Reveal } else { Permission::Read }) {
+    let caller = match access::require(
+        &state,
+        &headers,
+        if params.reveal { Permission::Reveal } else { Permission::Read },
+    ) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(denied) => return denied.into_response(),
     };
     let mut queries = Vec::new();
     if let Some(v) = params.uscc {
@@ -160,10 +164,9 @@ async fn dlq_list(
     headers: HeaderMap,
     Query(params): Query<DlqParams>,
 ) -> Response {
-    let _caller = match access::require(&state, &headers, Permission::Read) {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
+    }
     let filter = match params.filter() {
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
@@ -186,14 +189,19 @@ async fn dlq_show(
     Path(id): Path<String>,
     Query(params): Query<ShowParams>,
 ) -> Response {
-    let caller = match access::require(&state, &headers, if params.reveal { Permission::Reveal } else { Permission::Read }) {
+    let caller = match access::require(
+        &state,
+        &headers,
+        if params.reveal { Permission::Reveal } else { Permission::Read },
+    ) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(denied) => return denied.into_response(),
     };
     match ops::dead_letter_view(&state.store, &state.config.catalog, &id, params.reveal).await {
         Ok(Some(view)) => {
             if params.reveal
-                && let Err(e) = state.store.audit(&caller.actor, "dlq.reveal", &id, &json!({})).await
+                && let Err(e) =
+                    state.store.audit(&caller.actor, "dlq.reveal", &id, &json!({})).await
             {
                 return store_error(e);
             }
@@ -214,7 +222,7 @@ async fn dlq_replay(
     let permission = if params.dry_run { Permission::Read } else { Permission::Replay };
     let caller = match access::require(&state, &headers, permission) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(denied) => return denied.into_response(),
     };
     let filter = match params.filter() {
         Ok(f) => f,
@@ -240,10 +248,9 @@ async fn dlq_replay(
 }
 
 async fn destinations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let _caller = match access::require(&state, &headers, Permission::Read) {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
+    }
     match ops::destination_list(&state.store, &state.config).await {
         Ok(list) => axum::Json(json!({ "destinations": list })).into_response(),
         Err(e) => store_error(e),
@@ -264,7 +271,7 @@ async fn destination_action(
 ) -> Response {
     let caller = match access::require(&state, &headers, Permission::Pause) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(denied) => return denied.into_response(),
     };
     let paused = match action.as_str() {
         "pause" => true,
@@ -295,10 +302,9 @@ async fn audit_list(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> Response {
-    let _caller = match access::require(&state, &headers, Permission::Read) {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
+    }
     let (from, limit) = (params.from.unwrap_or(1), params.limit.unwrap_or(100).clamp(1, 1000));
     match state.store.audit_entries(from, limit).await {
         Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),
@@ -307,10 +313,9 @@ async fn audit_list(
 }
 
 async fn audit_verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let _caller = match access::require(&state, &headers, Permission::Read) {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
+    }
     match state.store.verify_audit().await {
         Ok(verdict) => {
             let status =

@@ -43,7 +43,7 @@ fn store_error(e: impl std::fmt::Display) -> Response {
 async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let caller = match access::require(&state, &headers, Permission::Read) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(denied) => return denied.into_response(),
     };
     let permissions: BTreeMap<&str, bool> = Permission::ALL
         .iter()
@@ -83,8 +83,8 @@ async fn receipts(
     headers: HeaderMap,
     Query(params): Query<ReceiptParams>,
 ) -> Response {
-    if let Err(response) = access::require(&state, &headers, Permission::Read) {
-        return response;
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     let sources: Vec<Value> = state
         .config
@@ -158,8 +158,8 @@ fn sum_by(
 /// The queue table (depth, consumers, age of the oldest message being worked on), the
 /// destinations with their pause state, and the counters the console derives rates from.
 async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(response) = access::require(&state, &headers, Permission::Read) {
-        return response;
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     let mut queues = crate::runtime::http::queue_table(&state).await;
     let rendered = state.prometheus.render();
@@ -195,22 +195,21 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         row["oldest_age_secs"] = state.in_flight.oldest_age(&name, now_secs).into();
         row["taken_total"] = taken.into();
     }
-    let destinations = match crate::runtime::ops::destination_list(&state.store, &state.config)
-        .await
-    {
-        Ok(mut list) => {
-            for d in &mut list {
-                let id = d["destination"].as_str().unwrap_or_default().to_owned();
-                let get = |map: &BTreeMap<String, f64>| map.get(&id).copied().unwrap_or(0.0);
-                d["delivered_total"] = get(&delivered).into();
-                d["retriable_total"] = get(&retriable).into();
-                d["permanent_total"] = get(&permanent).into();
-                d["dead_lettered_total"] = get(&dead).into();
+    let destinations =
+        match crate::runtime::ops::destination_list(&state.store, &state.config).await {
+            Ok(mut list) => {
+                for d in &mut list {
+                    let id = d["destination"].as_str().unwrap_or_default().to_owned();
+                    let get = |map: &BTreeMap<String, f64>| map.get(&id).copied().unwrap_or(0.0);
+                    d["delivered_total"] = get(&delivered).into();
+                    d["retriable_total"] = get(&retriable).into();
+                    d["permanent_total"] = get(&permanent).into();
+                    d["dead_lettered_total"] = get(&dead).into();
+                }
+                list
             }
-            list
-        }
-        Err(e) => return store_error(e),
-    };
+            Err(e) => return store_error(e),
+        };
     let sources: Vec<Value> = state
         .config
         .adapters

@@ -41,7 +41,10 @@ pub fn install() -> PrometheusHandle {
 
 /// The samples of one metric in a Prometheus text rendering, each as its labels and value:
 /// the console reads this instance's counters back instead of keeping a second set.
-pub fn samples(rendered: &str, name: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+pub fn samples(
+    rendered: &str,
+    name: &str,
+) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
     let mut out = Vec::new();
     for line in rendered.lines() {
         let Some(rest) = line.strip_prefix(name) else { continue };

@@ -221,12 +221,8 @@ token = "${file:auditor.txt}"
     expect("destination.pause", "api:wang-operator");
     expect("destination.resume", "api:wang-operator");
     expect("records.reveal", "api:li-auditor");
-    let replay_entry = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "dlq.replay")
-        .unwrap();
+    let replay_entry =
+        audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "dlq.replay").unwrap();
     assert!(replay_entry["details"].as_str().unwrap().contains(&replayed_id));
     let (status, verdict) = get(&client, &format!("{base}/v1/audit/verify"), AUDITOR_TOKEN).await;
     assert_eq!(status, 200, "{verdict}");
