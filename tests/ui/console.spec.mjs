@@ -74,6 +74,10 @@ try {
   const dlqDepth = await page.textContent('#queues-table tr[data-queue="credgate.dlq.hb-credit"] td:nth-child(4)');
   assert.equal(dlqDepth.trim(), '2', 'both dead letters are in the broker queue too');
   await shot(page, '02-queues', { fullPage: true });
+  await page.check('#queues-busy');
+  await page.waitForFunction(() => !document.querySelector('#queues-table tr[data-queue="credgate.in.wh-ggzy"]'));
+  assert.equal(await page.locator('#queues-table tr[data-queue="credgate.dlq.hb-credit"]').count(), 1);
+  await shot(page, '02b-queues-busy');
 
   // 主体时间线 by USCC, as operator: labels in Chinese, the ID number masked, no reveal.
   await page.click('#tabs a[data-tab="timeline"]');

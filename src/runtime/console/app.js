@@ -161,7 +161,9 @@ async function loadQueues() {
   const prev = state.lastOverview;
   const prevQueue = (name) => (p) => (p.queues.find((q) => q.queue === name) || {}).taken_total;
   $('#queues-at').textContent = `更新于 ${fmtTime(o.at)}${o.broker_up ? '' : '（消息代理未连接）'}`;
-  fillBody($('#queues-table'), o.queues.map((q) => el('tr', { 'data-queue': q.queue },
+  const busyOnly = $('#queues-busy').checked;
+  const shown = o.queues.filter((q) => !busyOnly || q.error || q.depth > 0 || q.oldest_age_secs !== null);
+  fillBody($('#queues-table'), shown.map((q) => el('tr', { 'data-queue': q.queue },
     el('td', { class: 'mono' }, q.queue),
     el('td', {}, label('kind', q.kind)),
     el('td', {}, q.owner || '—'),
@@ -170,7 +172,7 @@ async function loadQueues() {
       el('td', { class: 'num' }, fmtNum(q.consumers)),
       el('td', { class: 'num' }, fmtNum(q.oldest_age_secs)),
       el('td', { class: 'num rate' }, fmtNum(rate(prev, o, prevQueue(q.queue)))),
-    ])), '消息代理未连接');
+    ])), busyOnly ? '所有队列均为空' : '消息代理未连接');
   fillBody($('#delivery-table'), o.destinations.map((d) => {
     const pick = (p) => (p.destinations.find((x) => x.destination === d.destination) || {}).delivered_total;
     return el('tr', {},
@@ -390,6 +392,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#dlq-replay-all').addEventListener('click', () => {
     if (confirm('按当前筛选条件重放全部死信？')) replay(dlqFilter(), false);
   });
+  $('#queues-busy').addEventListener('change', () => loadQueues().catch((err) => toast(err.message, true)));
   $('#receipts-form').addEventListener('submit', (e) => { e.preventDefault(); loadReceipts().catch((err) => toast(err.message, true)); });
   window.addEventListener('hashchange', route);
   const token = sessionStorage.getItem(TOKEN_KEY);
