@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$CREDGATE_ROOT"
 
 ensure_rabbitmq
+trap stop_private_rabbitmq EXIT
 if ensure_browser; then
   export CREDGATE_REQUIRE_BROWSER=1
 else
@@ -27,7 +28,9 @@ cargo clippy --all-targets --locked -- -D warnings
 log "Building tests"
 cargo test --locked --no-run --quiet
 log "Running tests"
-CREDGATE_REQUIRE_BROKER=1 cargo test --locked -- --test-threads=2
+# Each broker test has its own deadline (tests/it/support.rs `within`); this one bounds the
+# whole run, so CI reports a failure long before its own 90-minute limit.
+CREDGATE_REQUIRE_BROKER=1 timeout --kill-after=30 25m cargo test --locked -- --test-threads=2
 
 BIN="$CARGO_TARGET_DIR/debug/credgate"
 log "credgate check on the shipped configuration"

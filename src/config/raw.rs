@@ -234,11 +234,21 @@ fn default_admin_listen() -> String {
 pub struct StoreSection {
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Record lineage (record versions, identifier index, routed copies) with each accepted
+    /// document. Off, the store keeps only what delivery needs: dedup keys with their receipts,
+    /// delivered versions, attempts and dead letters. For pure relays, and to measure what
+    /// lineage costs (bench/run.sh `STORE_LINEAGE=0`).
+    #[serde(default = "default_true")]
+    pub lineage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { url: default_store_url() }
+        StoreSection { url: default_store_url(), lineage: true }
     }
 }
 

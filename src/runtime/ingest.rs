@@ -157,11 +157,14 @@ pub async fn ingest_batch(
     // Lineage and dedup key of every published document commit in one transaction: an
     // acknowledged document always has its lineage.
     let mut rows: Vec<Write> = Vec::new();
+    let record_lineage = state.config.process.store.lineage;
     for ((plan, inbound), outcome) in plans.iter().zip(batch).zip(&published) {
         if let Plan::Fresh { processed, receipt, receipt_json } = plan
             && outcome.is_ok()
         {
-            rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+            if record_lineage {
+                rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+            }
             rows.push(Write::Message {
                 message_id: inbound.message_id.to_owned(),
                 adapter: inbound.adapter.to_owned(),
