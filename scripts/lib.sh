@@ -100,3 +100,24 @@ ensure_postgres() {
   su postgres -c "psql -tc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test" >/dev/null 2>&1 || true
   port_open 127.0.0.1 5432
 }
+
+# Makes sure the console's browser test can run: Debian's Chromium with a CJK font (the
+# console's labels are Chinese) and playwright-core in tests/ui (from the committed lock
+# file; never a downloaded browser: the test launches /usr/bin/chromium).
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "Chromium is not installed: installing Debian's chromium and fonts-wqy-microhei"
+    apt_install chromium fonts-wqy-microhei
+  elif ! fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk'; then
+    apt_install fonts-wqy-microhei
+  fi
+  if ! command -v npm >/dev/null; then
+    log "npm is not installed: installing Debian's nodejs and npm"
+    apt_install nodejs npm
+  fi
+  if [ ! -d "$CREDGATE_ROOT/tests/ui/node_modules/playwright-core" ]; then
+    log "Installing playwright-core into tests/ui"
+    (cd "$CREDGATE_ROOT/tests/ui" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) >&2
+  fi
+  [ -x /usr/bin/chromium ] && [ -d "$CREDGATE_ROOT/tests/ui/node_modules/playwright-core" ]
+}

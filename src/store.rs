@@ -318,3 +318,4 @@ pub mod audit;
 pub mod backend;
 pub mod dlq;
 pub mod lineage;
+pub mod receipts;

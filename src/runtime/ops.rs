@@ -182,9 +182,52 @@ pub async fn replay(
     channel: Option<&lapin::Channel>,
     filter: &DlqFilter,
     options: &ReplayOptions,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<ReplayReport, OpsError> {
     let letters = store.dead_letters(filter).await?;
+    let target = if filter.destination.is_empty() { "*" } else { filter.destination.as_str() };
+    let selection = serde_json::json!({ "filter": filter_json(filter) });
+    replay_letters(store, channel, letters, selection, target, options, progress).await
+}
+
+/// Replays exactly the named dead letters, whether or not they were replayed before (the
+/// console's button on one dead letter); otherwise as [`replay`].
+///
+/// # Errors
+///
+/// A dead letter is unknown ([`OpsError::NotFound`]) or the store failed.
+pub async fn replay_ids(
+    store: &Store,
+    channel: Option<&lapin::Channel>,
+    dead_ids: &[String],
+    options: &ReplayOptions,
+) -> Result<ReplayReport, OpsError> {
+    let mut letters = Vec::with_capacity(dead_ids.len());
+    for id in dead_ids {
+        let letter = store.dead_letter(id).await?.ok_or_else(|| OpsError::NotFound(id.clone()))?;
+        letters.push(letter.summary);
+    }
+    let destinations: std::collections::BTreeSet<&str> =
+        letters.iter().map(|l| l.destination.as_str()).collect();
+    let target = match destinations.into_iter().collect::<Vec<_>>().as_slice() {
+        [only] => (*only).to_owned(),
+        _ => "*".to_owned(),
+    };
+    let selection = serde_json::json!({ "requested": dead_ids });
+    replay_letters(store, channel, letters, selection, &target, options, |_, _| {}).await
+}
+
+/// Publishes the given dead letters and audits the replay (`selection` says how they were
+/// chosen, `target` is the destination or `*`).
+async fn replay_letters(
+    store: &Store,
+    channel: Option<&lapin::Channel>,
+    letters: Vec<crate::store::dlq::DeadLetterSummary>,
+    selection: Value,
+    target: &str,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ReplayReport, OpsError> {
     let total = letters.len();
     let mut report = ReplayReport {
         dry_run: options.dry_run,
@@ -256,15 +299,16 @@ pub async fn replay(
             .map(|i| i.dead_id.as_str())
             .take(1000)
             .collect();
-        let details = serde_json::json!({
-            "filter": filter_json(filter),
+        let mut details = serde_json::json!({
             "rate": options.rate,
             "matched": report.matched,
             "replayed": report.replayed,
             "failed": report.failed,
             "dead_ids": ids,
         });
-        let target = if filter.destination.is_empty() { "*" } else { filter.destination.as_str() };
+        if let (Some(details), Value::Object(selection)) = (details.as_object_mut(), selection) {
+            details.extend(selection);
+        }
         report.audit_seq =
             Some(store.audit(&options.actor, "dlq.replay", target, &details).await?.seq);
     }

@@ -291,6 +291,8 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
             [
                 ("dlq.replay".to_owned(), "cli:operator-wang".to_owned()),
                 ("dlq.replay".to_owned(), "api:operator-li".to_owned()),
+                // Revealing personal identifiers through the API is audited.
+                ("records.reveal".to_owned(), "api:admin-api".to_owned()),
                 ("destination.pause".to_owned(), "api:operator-li".to_owned()),
                 ("destination.resume".to_owned(), "cli:operator-wang".to_owned()),
             ]
