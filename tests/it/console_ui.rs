@@ -3,7 +3,8 @@
 //! then `tests/ui/console.spec.mjs` (playwright-core driving Debian's `/usr/bin/chromium`)
 //! logs in, finds the records by USCC with the ID number masked, replays one dead letter
 //! (the destination was fixed) and sees it delivered, pauses and resumes the destination, and
-//! as auditor reveals the ID number. Screenshots go to `docs/screenshots/`. Afterwards the
+//! as auditor reveals the ID number. Screenshots go to a temporary directory, or to
+//! `$CREDGATE_SCREENSHOTS` (`docs/screenshots` refreshes the committed ones). Afterwards the
 //! store must show exactly what the browser did: one copy delivered, the other still dead,
 //! and the audit log naming the operator and the auditor.
 //!
@@ -162,7 +163,12 @@ token = "${file:auditor.txt}"
 
     // The destination is fixed; now the browser.
     broken.store(false, Ordering::SeqCst);
-    let screenshots = Path::new(support::REPO).join("docs/screenshots");
+    // The committed screenshots are refreshed on request (CREDGATE_SCREENSHOTS=docs/screenshots);
+    // an ordinary run, CI included, leaves the work tree clean.
+    let screenshots = match std::env::var("CREDGATE_SCREENSHOTS") {
+        Ok(dir) if !dir.is_empty() => Path::new(support::REPO).join(dir),
+        _ => std::env::temp_dir().join(format!("credgate-screenshots-{}", std::process::id())),
+    };
     std::fs::create_dir_all(&screenshots).unwrap();
     let profile = tempfile::tempdir().unwrap();
     let started = Instant::now();
