@@ -20,6 +20,20 @@ async fn exercise(store: &Store, tag: &str) {
     // A second write of the same id keeps the first receipt (the answer to a duplicate).
     store.write(message("{\"first\":false}")).await.unwrap();
     assert_eq!(store.receipt_for(&id).await.unwrap().as_deref(), Some("{\"first\":true}"));
+    // Receipts per source (the console's 回执 tab), on both backends.
+    let since = "2026-11-23T00:00:00.000+08:00";
+    let receipts = store.receipts("wh-ggzy", since, "accepted", 10_000).await.unwrap();
+    assert!(receipts.iter().any(|r| r.message_id == id), "{receipts:?}");
+    assert!(
+        store
+            .receipts("wh-ggzy", since, "rejected", 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.message_id != id)
+    );
+    let counts = store.receipt_counts("wh-ggzy", since).await.unwrap();
+    assert!(counts.iter().any(|(status, n)| status == "accepted" && *n >= 1), "{counts:?}");
 
     let key = format!("admin_penalty:{id}");
     let delivered = |version: &str| Write::Delivered {
