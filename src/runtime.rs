@@ -6,10 +6,12 @@
 
 pub mod admin_ops;
 pub mod app;
+pub mod breaker;
 pub mod delivery;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod ops;
+pub mod retention;
 pub mod sinks;
 pub mod state;

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/records", get(records))
         .route("/v1/dlq", get(dlq_list))
         .route("/v1/dlq/replay", post(dlq_replay))
+        .route("/v1/dlq/purge", post(dlq_purge))
         .route("/v1/dlq/{id}", get(dlq_show))
         .route("/v1/destinations", get(destinations))
         .route("/v1/destinations/{id}/{action}", post(destination_action))
@@ -129,7 +130,7 @@ struct DlqParams {
     include_replayed: bool,
     #[serde(default)]
     limit: i64,
-    // Replay only.
+    // Replay and purge.
     #[serde(default)]
     dry_run: bool,
     #[serde(default)]
@@ -217,11 +218,31 @@ async fn dlq_replay(
     }
 }
 
+/// Deletes matching dead letters (`dry_run`: only lists them); audited.
+async fn dlq_purge(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Option<axum::Json<DlqParams>>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    let params = body.map(|b| b.0).unwrap_or_default();
+    let filter = match params.filter() {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match state.store.purge_dead_letters(&filter, params.dry_run, &actor(&headers)).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
 async fn destinations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return error(StatusCode::UNAUTHORIZED, "admin token required");
     }
-    match ops::destination_list(&state.store, &state.config).await {
+    match ops::destination_list(&state.store, &state.config, Some(&state.breakers)).await {
         Ok(list) => axum::Json(json!({ "destinations": list })).into_response(),
         Err(e) => store_error(e),
     }

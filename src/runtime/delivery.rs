@@ -34,6 +34,19 @@ const PAUSE_POLL: Duration = Duration::from_secs(1);
 /// Header on a replayed copy: the dead letter it was replayed from.
 pub const REPLAY_OF: &str = "x-credgate-replay-of";
 
+/// How long a delivery claim holds on a shared store: longer than a send can take (sink
+/// timeouts are ≤ 30 s by default 10 s), short enough that an instance that died holding claims
+/// delays their copies only briefly.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// How often a copy another instance holds a claim on is looked at again.
+const CLAIM_POLL: Duration = Duration::from_millis(500);
+
+/// This process as the owner of delivery claims.
+fn owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| format!("{}-{:016x}", std::process::id(), rand::rng().random::<u64>()))
+}
+
 /// Parallel lanes per destination; copies of one record key always share a lane.
 const LANES: usize = 8;
 /// Deliveries a lane may hold waiting (bounded: the broker keeps the rest).
@@ -161,6 +174,9 @@ async fn serve_destination(
     info!(destination, queue, "Delivery worker started.");
 
     let limiter = Arc::new(RateLimiter::new(dest.raw.rate_per_second));
+    let breaker = state.breakers.get(&destination).cloned().unwrap_or_else(|| {
+        Arc::new(crate::runtime::breaker::Breaker::new(&destination, dest.breaker))
+    });
     let mut lanes = Vec::with_capacity(LANES);
     let mut lane_tasks = Vec::with_capacity(LANES);
     for _ in 0..LANES {
@@ -174,6 +190,8 @@ async fn serve_destination(
             limiter: limiter.clone(),
             queue: queue.clone(),
             paused: paused.clone(),
+            breaker: breaker.clone(),
+            stop: shutdown.clone(),
         };
         lane_tasks.push(tokio::spawn(worker.run(rx)));
     }
@@ -191,8 +209,11 @@ async fn serve_destination(
                     let mut hasher = DefaultHasher::new();
                     key.hash(&mut hasher);
                     let lane = (hasher.finish() as usize) % LANES;
-                    if lanes[lane].send(delivery).await.is_err() {
-                        break Ok(());
+                    // A full lane (a slow destination, an open breaker) must not keep this loop
+                    // from seeing shutdown; an unsent delivery goes back with the channel.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break Ok(()),
+                        sent = lanes[lane].send(delivery) => if sent.is_err() { break Ok(()) },
                     }
                 }
             }
@@ -221,6 +242,10 @@ struct LaneWorker {
     /// Raised when an operator paused the destination: copies still in the lanes go back to
     /// the queue unsent.
     paused: Arc<AtomicBool>,
+    /// The destination's circuit breaker, shared by its lanes.
+    breaker: Arc<crate::runtime::breaker::Breaker>,
+    /// The worker's stop (shutdown or pause): ends every wait of the lane.
+    stop: CancellationToken,
 }
 
 /// Spaces calls to a destination evenly (`rate_per_second`, 0 = unlimited). Waiting here
@@ -327,37 +352,91 @@ impl LaneWorker {
 
         // An older version arriving after a newer one was delivered is dropped, not sent; the
         // same version already delivered (a redelivery, a replay of a copy that got through
-        // after all, a second replay) is acknowledged without sending it again.
-        match self.state.store.delivered_version(&self.destination, &record_key).await {
-            Ok(Some(delivered)) if delivered.as_str() >= record_version.as_str() => {
-                let outcome = if delivered == record_version {
-                    "already_delivered"
-                } else {
-                    metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
-                        .increment(1);
-                    "superseded"
-                };
-                info!(
-                    destination = self.destination,
-                    record_key,
-                    record_version,
-                    delivered_version = delivered,
-                    outcome,
-                    "Copy not sent: this or a newer version was delivered already."
-                );
-                self.record(attempt_record(outcome, "", &delivered)).await;
-                self.ack(delivery).await;
-                return;
+        // after all, a second replay) is acknowledged without sending it again. On a shared
+        // store, a copy another instance is sending right now (a live claim) is checked again
+        // once that instance is done.
+        let mut claimed = false;
+        let permit = loop {
+            match self.state.store.delivered_version(&self.destination, &record_key).await {
+                Ok(Some(delivered)) if delivered.as_str() >= record_version.as_str() => {
+                    let outcome = if delivered == record_version {
+                        "already_delivered"
+                    } else {
+                        metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
+                            .increment(1);
+                        "superseded"
+                    };
+                    info!(
+                        destination = self.destination,
+                        record_key,
+                        record_version,
+                        delivered_version = delivered,
+                        outcome,
+                        "Copy not sent: this or a newer version was delivered already."
+                    );
+                    self.record(attempt_record(outcome, "", &delivered)).await;
+                    self.ack(delivery).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+                    let _ = delivery
+                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                        .await;
+                    return;
+                }
             }
-            Ok(_) => {}
-            Err(error) => {
-                warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+            // While the breaker is open the copy waits here unacked (the broker keeps the rest);
+            // on shutdown or pause it goes back to the queue unsent.
+            let Some(permit) = self.breaker.acquire(&self.stop).await else {
                 let _ = delivery
                     .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
                     .await;
                 return;
+            };
+            if !self.state.store.shared() {
+                break permit;
             }
-        }
+            match self
+                .state
+                .store
+                .claim_delivery(&self.destination, &idempotency_key, owner(), CLAIM_LEASE)
+                .await
+            {
+                Ok(true) => {
+                    claimed = true;
+                    break permit;
+                }
+                Ok(false) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = self.stop.cancelled() => {
+                            let _ = delivery
+                                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                                .await;
+                            return;
+                        }
+                        _ = tokio::time::sleep(CLAIM_POLL) => {}
+                    }
+                }
+                Err(error) => {
+                    drop(permit);
+                    warn!(destination = self.destination, %error, "Cannot claim the copy; requeueing.");
+                    let _ = delivery
+                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                        .await;
+                    return;
+                }
+            }
+        };
+        let release = || {
+            Write::ReleaseClaim(Box::new(crate::store::claims::Release {
+                destination: self.destination.clone(),
+                idempotency_key: idempotency_key.clone(),
+                owner: owner().to_owned(),
+            }))
+        };
 
         let copy = Copy {
             destination: &self.destination,
@@ -371,6 +450,10 @@ impl LaneWorker {
         self.limiter.wait().await;
         let started = Instant::now();
         let outcome = self.sink.deliver(&copy, Some(&self.publish)).await;
+        match &outcome {
+            SinkOutcome::Retriable { .. } => permit.failure(),
+            SinkOutcome::Delivered { .. } | SinkOutcome::Permanent { .. } => permit.success(),
+        }
         metrics::histogram!(m::UPSTREAM_SECONDS, "destination" => self.destination.clone())
             .record(started.elapsed().as_secs_f64());
         let (outcome_label, reason, response) = match &outcome {
@@ -393,6 +476,7 @@ impl LaneWorker {
             "reason": reason,
             "response": response.chars().take(500).collect::<String>(),
         }));
+        let delivered_ok = matches!(outcome, SinkOutcome::Delivered { .. });
         match outcome {
             SinkOutcome::Delivered { response } => {
                 let attempt_write = attempt_record("delivered", "", &response);
@@ -404,9 +488,12 @@ impl LaneWorker {
                     delivered_at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
                     response,
                 };
-                // Both go to the store together (one group commit).
+                // Both go to the store together (one group commit); the claim is released in
+                // the transaction that records the delivery, so no other instance can claim the
+                // copy in between and send it again.
+                let writes = if claimed { vec![write, release()] } else { vec![write] };
                 let (delivered, _) =
-                    tokio::join!(self.state.store.write(write), self.record(attempt_write));
+                    tokio::join!(self.state.store.write_all(writes), self.record(attempt_write));
                 if let Err(error) = delivered {
                     // Delivered but not recorded: redelivery will send the same idempotency key.
                     warn!(destination = self.destination, %error, "Delivery not recorded; requeueing.");
@@ -443,6 +530,11 @@ impl LaneWorker {
                 };
                 self.dead_letter(delivery, &dead, &history).await;
             }
+        }
+        if claimed && !delivered_ok {
+            // Retried or dead-lettered: the next attempt (anywhere) may claim it again. A lost
+            // release only delays that until the lease ends.
+            self.record(release()).await;
         }
     }
 

@@ -8,6 +8,7 @@
 mod support;
 
 mod alarms;
+mod breaker;
 mod config_and_fixtures;
 mod end_to_end;
 mod faults;
