@@ -356,37 +356,18 @@ impl LaneWorker {
         // store, a copy another instance is sending right now (a live claim) is checked again
         // once that instance is done.
         let mut claimed = false;
+        let release = || {
+            Write::ReleaseClaim(Box::new(crate::store::claims::Release {
+                destination: self.destination.clone(),
+                idempotency_key: idempotency_key.clone(),
+                owner: owner().to_owned(),
+            }))
+        };
+        let already = |outcome: &str, delivered: &str| attempt_record(outcome, "", delivered);
+        if self.settled_already(delivery, &record_key, &record_version, &already).await {
+            return;
+        }
         let permit = loop {
-            match self.state.store.delivered_version(&self.destination, &record_key).await {
-                Ok(Some(delivered)) if delivered.as_str() >= record_version.as_str() => {
-                    let outcome = if delivered == record_version {
-                        "already_delivered"
-                    } else {
-                        metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
-                            .increment(1);
-                        "superseded"
-                    };
-                    info!(
-                        destination = self.destination,
-                        record_key,
-                        record_version,
-                        delivered_version = delivered,
-                        outcome,
-                        "Copy not sent: this or a newer version was delivered already."
-                    );
-                    self.record(attempt_record(outcome, "", &delivered)).await;
-                    self.ack(delivery).await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
-                    let _ = delivery
-                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                        .await;
-                    return;
-                }
-            }
             // While the breaker is open the copy waits here unacked (the broker keeps the rest);
             // on shutdown or pause it goes back to the queue unsent.
             let Some(permit) = self.breaker.acquire(&self.stop).await else {
@@ -406,6 +387,14 @@ impl LaneWorker {
             {
                 Ok(true) => {
                     claimed = true;
+                    // Checked again with the claim held: another instance may have delivered
+                    // it (and released its claim) since the first look.
+                    if self.settled_already(delivery, &record_key, &record_version, &already).await
+                    {
+                        drop(permit);
+                        self.record(release()).await;
+                        return;
+                    }
                     break permit;
                 }
                 Ok(false) => {
@@ -419,6 +408,10 @@ impl LaneWorker {
                         }
                         _ = tokio::time::sleep(CLAIM_POLL) => {}
                     }
+                    if self.settled_already(delivery, &record_key, &record_version, &already).await
+                    {
+                        return;
+                    }
                 }
                 Err(error) => {
                     drop(permit);
@@ -429,13 +422,6 @@ impl LaneWorker {
                     return;
                 }
             }
-        };
-        let release = || {
-            Write::ReleaseClaim(Box::new(crate::store::claims::Release {
-                destination: self.destination.clone(),
-                idempotency_key: idempotency_key.clone(),
-                owner: owner().to_owned(),
-            }))
         };
 
         let copy = Copy {
@@ -535,6 +521,49 @@ impl LaneWorker {
             // Retried or dead-lettered: the next attempt (anywhere) may claim it again. A lost
             // release only delays that until the lease ends.
             self.record(release()).await;
+        }
+    }
+
+    /// An older version arriving after a newer one was delivered is dropped, not sent; the same
+    /// version already delivered (a redelivery, a replay of a copy that got through after all, a
+    /// second replay, a copy another instance sent) is acknowledged without sending it again.
+    /// True when the delivery was settled here (acked, or requeued because the store is down).
+    async fn settled_already(
+        &self,
+        delivery: &Delivery,
+        record_key: &str,
+        record_version: &str,
+        attempt: &(dyn Fn(&str, &str) -> Write + Sync),
+    ) -> bool {
+        match self.state.store.delivered_version(&self.destination, record_key).await {
+            Ok(Some(delivered)) if delivered.as_str() >= record_version => {
+                let outcome = if delivered == record_version {
+                    "already_delivered"
+                } else {
+                    metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
+                        .increment(1);
+                    "superseded"
+                };
+                info!(
+                    destination = self.destination,
+                    record_key,
+                    record_version,
+                    delivered_version = delivered,
+                    outcome,
+                    "Copy not sent: this or a newer version was delivered already."
+                );
+                self.record(attempt(outcome, &delivered)).await;
+                self.ack(delivery).await;
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+                true
+            }
         }
     }
 

@@ -12,5 +12,6 @@ mod breaker;
 mod config_and_fixtures;
 mod end_to_end;
 mod faults;
+mod instances;
 mod store;
 mod store_e2e;
