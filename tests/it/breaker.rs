@@ -50,6 +50,10 @@ fn inbound(adapter: &str, doc_type: &str, message_id: &str, body: Vec<u8>) -> Ou
 /// What one run saw.
 #[derive(Debug)]
 struct Run {
+    /// The worst `breaker` of hb-credit seen in GET /v1/destinations while it failed.
+    api_state: String,
+    /// The worst `credgate_destination_breaker_state{destination="hb-credit"}` seen.
+    gauge: f64,
     /// Requests the credit site answered 500 (all of them fall in its failing window).
     failed_requests: usize,
     regulator_done_while_failing: bool,
@@ -67,6 +71,47 @@ async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     true
+}
+
+/// Polls the admin API until the breaker reads open (or `timeout`): (state, gauge).
+async fn observe_breaker(admin_port: u16, timeout: Duration) -> (String, f64) {
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{admin_port}");
+    let started = Instant::now();
+    let (mut state, mut gauge) = (String::new(), 0.0_f64);
+    while started.elapsed() < timeout && state != "open" {
+        let destinations: serde_json::Value = match client
+            .get(format!("{base}/v1/destinations"))
+            .bearer_auth(support::SECRET)
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if let Some(list) = destinations["destinations"].as_array()
+            && let Some(credit) = list.iter().find(|d| d["destination"] == "hb-credit")
+        {
+            let now = credit["breaker"].as_str().unwrap_or_default().to_owned();
+            if state != "open" {
+                state = now;
+            }
+        }
+        let metrics =
+            match client.get(format!("{base}/metrics")).bearer_auth(support::SECRET).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+        for line in metrics.lines() {
+            if let Some(value) =
+                line.strip_prefix("credgate_destination_breaker_state{destination=\"hb-credit\"} ")
+            {
+                gauge = gauge.max(value.trim().parse().unwrap_or(0.0));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (state, gauge)
 }
 
 async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
@@ -114,6 +159,9 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     }
     broker::publish_all(&channel, documents).await.unwrap();
 
+    // The state is visible while the credit site fails: in GET /v1/destinations and the gauge.
+    let (api_state, gauge) = observe_breaker(config.admin_port, Duration::from_secs(5)).await;
+
     let alerts: BTreeSet<String> = (0..n_alerts)
         .map(|i| header_key(&format!("supervision_alert:BR-YJ-2026-{i:06}")))
         .collect();
@@ -142,7 +190,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let failed_requests =
         credit.requests().iter().filter(|r| !(200..300).contains(&r.status)).count();
     eprintln!(
-        "[breaker {tag}] breaker {breaker}: credit site answered 500 to {failed_requests} requests \
+        "[breaker {tag}] breaker {breaker} (seen: {api_state}, gauge {gauge}): credit site answered 500 to {failed_requests} requests \
          in its {} s failing window; regulator done while failing: {regulator_done_while_failing}; \
          all delivered: {all_in}; {accounting:?}",
         FAILING.as_secs()
@@ -151,6 +199,8 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     broker.delete_vhost(&vhost);
     stop.cancel();
     Run {
+        api_state,
+        gauge,
         failed_requests,
         regulator_done_while_failing,
         lost: accounting.lost,
@@ -170,6 +220,8 @@ async fn breaker_backs_off_a_failing_destination_only() {
         assert_eq!(r.delivered, 40, "{r:?}");
         assert!(r.regulator_done_while_failing, "the regulator waited for the credit site: {r:?}");
     }
+    assert_eq!((with.api_state.as_str(), with.gauge), ("open", 2.0), "{with:?}");
+    assert_eq!((without.api_state.as_str(), without.gauge), ("closed", 0.0), "{without:?}");
     // Without a breaker each of the 40 copies retries every 1–2 s for 10 s.
     assert!(without.failed_requests >= 100, "{without:?}");
     // With it: the lanes' first failures (at most one per lane in flight when it opens) and one
