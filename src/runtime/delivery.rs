@@ -34,9 +34,9 @@ const PAUSE_POLL: Duration = Duration::from_secs(1);
 /// Header on a replayed copy: the dead letter it was replayed from.
 pub const REPLAY_OF: &str = "x-credgate-replay-of";
 
-/// How long a delivery claim holds on a shared store: longer than a send can take (sink
-/// timeouts are ≤ 30 s by default 10 s), short enough that an instance that died holding claims
-/// delays their copies only briefly.
+/// How long a delivery claim holds on a shared store at least: longer than a send takes, short
+/// enough that an instance that died holding claims delays their copies only briefly. A
+/// destination with a long HTTP timeout gets twice its timeout plus 10 s.
 const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// How often a copy another instance holds a claim on is looked at again.
 const CLAIM_POLL: Duration = Duration::from_millis(500);
@@ -174,6 +174,9 @@ async fn serve_destination(
     info!(destination, queue, "Delivery worker started.");
 
     let limiter = Arc::new(RateLimiter::new(dest.raw.rate_per_second));
+    let lease = dest.raw.http.as_ref().map_or(CLAIM_LEASE, |h| {
+        CLAIM_LEASE.max(Duration::from_secs(h.timeout_secs.saturating_mul(2).saturating_add(10)))
+    });
     let breaker = state.breakers.get(&destination).cloned().unwrap_or_else(|| {
         Arc::new(crate::runtime::breaker::Breaker::new(&destination, dest.breaker))
     });
@@ -192,6 +195,7 @@ async fn serve_destination(
             paused: paused.clone(),
             breaker: breaker.clone(),
             stop: shutdown.clone(),
+            lease,
         };
         lane_tasks.push(tokio::spawn(worker.run(rx)));
     }
@@ -246,6 +250,8 @@ struct LaneWorker {
     breaker: Arc<crate::runtime::breaker::Breaker>,
     /// The worker's stop (shutdown or pause): ends every wait of the lane.
     stop: CancellationToken,
+    /// Lease of this destination's delivery claims (shared store only).
+    lease: Duration,
 }
 
 /// Spaces calls to a destination evenly (`rate_per_second`, 0 = unlimited). Waiting here
@@ -382,7 +388,7 @@ impl LaneWorker {
             match self
                 .state
                 .store
-                .claim_delivery(&self.destination, &idempotency_key, owner(), CLAIM_LEASE)
+                .claim_delivery(&self.destination, &idempotency_key, owner(), self.lease)
                 .await
             {
                 Ok(true) => {
