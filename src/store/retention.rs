@@ -62,8 +62,12 @@ impl Store {
         let pick = "SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
         let dead = "DELETE FROM dead_letters WHERE dead_id IN (SELECT dead_id FROM dead_letters \
                     WHERE catalog_item = $1 AND dead_at < $2 LIMIT $3)";
+        // SQLite: take the write lock up front (waiting for the group-commit writer like any
+        // writer does) instead of upgrading a read transaction, which fails at once when the
+        // writer committed in between.
+        let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(begin).await?;
             let keys: Vec<(String, i64)> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
             let mut n = 0;
             if !keys.is_empty() {
@@ -101,6 +105,15 @@ impl Store {
         metadata_before: &str,
         limit: i64,
     ) -> Result<Purged, StoreError> {
+        retrying(|| self.purge_unclassified_once(bodies_before, metadata_before, limit)).await
+    }
+
+    async fn purge_unclassified_once(
+        &self,
+        bodies_before: &str,
+        metadata_before: &str,
+        limit: i64,
+    ) -> Result<Purged, StoreError> {
         let bodies = "UPDATE rejected_inputs SET body = $3 WHERE message_id IN (SELECT message_id \
                       FROM rejected_inputs WHERE received_at < $1 AND length(body) > 0 LIMIT $2)";
         let rejected = "DELETE FROM rejected_inputs WHERE message_id IN (SELECT message_id FROM \
@@ -115,6 +128,29 @@ impl Store {
             Purged { bodies: b, rows: r + d }
         });
         Ok(purged)
+    }
+}
+
+/// How often a batch is tried: SQLite answers "busy" at once when a transaction that began
+/// reading must upgrade to writing after another connection (the group-commit writer) wrote;
+/// the batch is then simply run again. PostgreSQL waits on locks instead.
+const TRIES: u32 = 20;
+
+async fn retrying<T, F, Fut>(mut batch: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match batch().await {
+            Ok(done) => return Ok(done),
+            Err(error) if tries + 1 >= TRIES => return Err(error),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+            }
+        }
     }
 }
 
