@@ -47,6 +47,18 @@ fn inbound(adapter: &str, doc_type: &str, message_id: &str, body: Vec<u8>) -> Ou
     }
 }
 
+/// Deletes a run's vhost when it ends, also when it fails.
+struct Vhost<'a> {
+    broker: &'a Broker,
+    name: String,
+}
+
+impl Drop for Vhost<'_> {
+    fn drop(&mut self) {
+        self.broker.delete_vhost(&self.name);
+    }
+}
+
 /// What one run saw.
 #[derive(Debug)]
 struct Run {
@@ -116,7 +128,8 @@ async fn observe_breaker(admin_port: u16, timeout: Duration) -> (String, f64) {
 
 async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let (n_penalties, n_alerts) = (40, 20);
-    let vhost = broker.vhost(tag);
+    let vhost_guard = Vhost { broker, name: broker.vhost(tag) };
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let regulator =
         MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone()).await.unwrap();
@@ -196,7 +209,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
         FAILING.as_secs()
     );
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
+    drop(vhost_guard);
     stop.cancel();
     Run {
         api_state,
