@@ -686,3 +686,35 @@ fn default_max_attempts() -> u32 {
 fn default_tiers() -> Vec<u64> {
     vec![2, 10, 60, 300]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_overrides_only_the_breaker_keys_it_sets() {
+        let process: ProcessFile =
+            toml::from_str("[outbound.breaker]\nfailure_threshold = 7\nopen_secs = 2\n").unwrap();
+        let defaults = process.outbound.breaker;
+        assert_eq!(
+            defaults,
+            BreakerSettings {
+                enabled: true,
+                failure_threshold: 7,
+                open_secs: 2,
+                max_open_secs: 60
+            }
+        );
+        let over: BreakerOverride = toml::from_str("open_secs = 10\nenabled = false").unwrap();
+        assert_eq!(
+            defaults.with(Some(&over)),
+            BreakerSettings {
+                enabled: false,
+                failure_threshold: 7,
+                open_secs: 10,
+                max_open_secs: 60
+            }
+        );
+        assert_eq!(defaults.with(None), defaults);
+    }
+}
