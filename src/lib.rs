@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod map;
 pub mod pipeline;
 pub mod record;
+pub mod retention;
 pub mod route;
 pub mod runtime;
 pub mod store;

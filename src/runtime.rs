@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin_ops;
 pub mod app;
+pub mod breaker;
 pub mod console;
 pub mod console_api;
 pub mod delivery;
@@ -14,5 +15,6 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod ops;
+pub mod retention;
 pub mod sinks;
 pub mod state;

@@ -109,6 +109,17 @@ pub enum DlqCommand {
         #[arg(long, env = "CREDGATE_ACTOR")]
         actor: Option<String>,
     },
+    /// Delete matching dead letters from the store (audited); the filters of `list`.
+    Purge {
+        #[command(flatten)]
+        filter: DlqArgs,
+        /// Only list what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+        /// Operator name for the audit log (default: cli:$USER).
+        #[arg(long, env = "CREDGATE_ACTOR")]
+        actor: Option<String>,
+    },
     /// Re-ingest rejected documents (after a mapping or catalog fix) from their stored bytes.
     Reingest {
         #[arg(long, default_value = "")]
@@ -359,6 +370,39 @@ pub(super) fn dlq(cli: &Cli, command: &DlqCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        DlqCommand::Purge { filter, dry_run, actor } => {
+            let filter = match filter.filter() {
+                Ok(f) => f,
+                Err(message) => {
+                    eprintln!("dlq purge: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            let actor = actor_name(actor.as_deref());
+            match rt.block_on(store.purge_dead_letters(&filter, *dry_run, &actor)) {
+                Ok(report) => {
+                    if cli.output == OutputFormat::Json {
+                        print_json(&report);
+                    } else {
+                        for id in &report.dead_ids {
+                            println!("{id}");
+                        }
+                        println!(
+                            "{} matched, {} purged{}{}",
+                            report.matched,
+                            report.purged,
+                            report.audit_seq.map(|s| format!(", audit #{s}")).unwrap_or_default(),
+                            if report.dry_run { " (dry run)" } else { "" }
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("dlq purge: {error}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         DlqCommand::Show { id, reveal } => {
             match rt.block_on(ops::dead_letter_view(&store, &config.catalog, id, *reveal)) {
                 Ok(Some(view)) => {
@@ -482,7 +526,7 @@ pub(super) fn destinations(cli: &Cli, command: &DestinationsCommand) -> ExitCode
     };
     let (id, paused, reason, actor) = match command {
         DestinationsCommand::List => {
-            let list = match rt.block_on(ops::destination_list(&store, &config)) {
+            let list = match rt.block_on(ops::destination_list(&store, &config, None)) {
                 Ok(l) => l,
                 Err(error) => {
                     eprintln!("destinations: {error}");

@@ -45,6 +45,8 @@ pub struct Destination {
     pub policy: ReleasePolicy,
     pub accepts: BTreeSet<String>,
     pub http_secret: Option<Secret>,
+    /// `[outbound.breaker]` of the process with this destination's overrides.
+    pub breaker: raw::BreakerSettings,
 }
 
 /// One compiled adapter.
@@ -71,6 +73,8 @@ pub struct CompiledConfig {
     pub calendar: Calendar,
     /// Publicity, deadline, objection and bid-warning settings (issue 6).
     pub lifecycle: crate::lifecycle::LifecycleConfig,
+    /// `[retention]` resolved per catalog item, checked against the statutory minimums.
+    pub retention: crate::retention::RetentionPolicy,
     pub amqp_password: Option<Secret>,
     pub admin_token: Option<Secret>,
     /// The named `[[admin.tokens]]`, resolved (those whose secret did not resolve during
@@ -344,7 +348,18 @@ impl CompiledConfig {
                     errors
                         .push(err("outbound.retry: max_attempts ≥ 1 and at least one tier".into()));
                 }
+                let breaker = process.outbound.breaker.with(out.breaker.as_ref());
+                if breaker.failure_threshold == 0
+                    || breaker.open_secs == 0
+                    || breaker.max_open_secs < breaker.open_secs
+                {
+                    errors.push(err(
+                        "outbound.breaker: failure_threshold ≥ 1, open_secs ≥ 1, max_open_secs ≥ open_secs"
+                            .into(),
+                    ));
+                }
                 destination = Some(Destination {
+                    breaker,
                     raw: out.clone(),
                     format,
                     policy,
@@ -409,8 +424,22 @@ impl CompiledConfig {
                 }));
                 crate::lifecycle::LifecycleConfig::default()
             });
+        let retention =
+            crate::retention::RetentionPolicy::compile(
+                &process.retention,
+                &process.publicity,
+                &catalog.item_names(),
+            )
+            .unwrap_or_else(|errs| {
+                errors.extend(errs.into_iter().map(|message| ConfigError {
+                    file: process_path.display().to_string(),
+                    message,
+                }));
+                crate::retention::RetentionPolicy::default()
+            });
         if errors.is_empty() {
             Ok(CompiledConfig {
+                retention,
                 config_dir: config_dir.to_owned(),
                 process,
                 catalog,

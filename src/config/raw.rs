@@ -38,6 +38,84 @@ pub struct ProcessFile {
     pub publicity: crate::lifecycle::publicity::PublicityConfig,
     #[serde(default)]
     pub lifecycle: LifecycleSection,
+    /// Defaults every destination inherits (`[outbound.breaker]`).
+    #[serde(default)]
+    pub outbound: ProcessOutboundSection,
+    /// How long the store keeps bodies and metadata, per catalog item (`retention`).
+    #[serde(default)]
+    pub retention: crate::retention::RetentionSection,
+}
+
+/// `[outbound]` of `credgate.toml`: delivery defaults; an adapter's `[outbound]` overrides them.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessOutboundSection {
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+}
+
+/// The circuit breaker of a destination's delivery worker (`runtime::breaker`).
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Consecutive retriable failures (connect error, timeout, 5xx) that open the breaker.
+    #[serde(default = "default_breaker_threshold")]
+    pub failure_threshold: u32,
+    /// How long the breaker stays open the first time; doubled after each failed trial.
+    #[serde(default = "default_breaker_open")]
+    pub open_secs: u64,
+    /// Cap of the doubling.
+    #[serde(default = "default_breaker_max_open")]
+    pub max_open_secs: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            enabled: true,
+            failure_threshold: default_breaker_threshold(),
+            open_secs: default_breaker_open(),
+            max_open_secs: default_breaker_max_open(),
+        }
+    }
+}
+
+impl BreakerSettings {
+    /// These settings with a destination's overrides applied.
+    pub fn with(self, over: Option<&BreakerOverride>) -> BreakerSettings {
+        let Some(o) = over else { return self };
+        BreakerSettings {
+            enabled: o.enabled.unwrap_or(self.enabled),
+            failure_threshold: o.failure_threshold.unwrap_or(self.failure_threshold),
+            open_secs: o.open_secs.unwrap_or(self.open_secs),
+            max_open_secs: o.max_open_secs.unwrap_or(self.max_open_secs),
+        }
+    }
+}
+
+/// An adapter's `[outbound.breaker]`: any key set replaces the process default.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerOverride {
+    pub enabled: Option<bool>,
+    pub failure_threshold: Option<u32>,
+    pub open_secs: Option<u64>,
+    pub max_open_secs: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_open() -> u64 {
+    5
+}
+fn default_breaker_max_open() -> u64 {
+    60
 }
 
 /// `[lifecycle]`: deadline status thresholds and objection handling (issue 6).
@@ -240,10 +318,6 @@ pub struct StoreSection {
     /// lineage costs (bench/run.sh `STORE_LINEAGE=0`).
     #[serde(default = "default_true")]
     pub lineage: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl Default for StoreSection {
@@ -581,6 +655,9 @@ pub struct OutboundSection {
     /// Deliveries per second at most (0 = unlimited).
     #[serde(default)]
     pub rate_per_second: u32,
+    /// Overrides of the process's `[outbound.breaker]` for this destination.
+    #[serde(default)]
+    pub breaker: Option<BreakerOverride>,
 }
 
 fn default_payload_format() -> String {
@@ -654,4 +731,36 @@ fn default_max_attempts() -> u32 {
 }
 fn default_tiers() -> Vec<u64> {
     vec![2, 10, 60, 300]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_overrides_only_the_breaker_keys_it_sets() {
+        let process: ProcessFile =
+            toml::from_str("[outbound.breaker]\nfailure_threshold = 7\nopen_secs = 2\n").unwrap();
+        let defaults = process.outbound.breaker;
+        assert_eq!(
+            defaults,
+            BreakerSettings {
+                enabled: true,
+                failure_threshold: 7,
+                open_secs: 2,
+                max_open_secs: 60
+            }
+        );
+        let over: BreakerOverride = toml::from_str("open_secs = 10\nenabled = false").unwrap();
+        assert_eq!(
+            defaults.with(Some(&over)),
+            BreakerSettings {
+                enabled: false,
+                failure_threshold: 7,
+                open_secs: 10,
+                max_open_secs: 60
+            }
+        );
+        assert_eq!(defaults.with(None), defaults);
+    }
 }

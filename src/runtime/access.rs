@@ -8,6 +8,7 @@
 //! | `Reveal` (personal identifiers in clear; audited) | no | yes | yes |
 //! | `Replay` (dead letters; a dry run needs only `Read`) | yes | no | yes |
 //! | `Pause` (pause and resume destinations) | yes | no | yes |
+//! | `Purge` (delete dead letters; a dry run needs only `Read`) | no | no | yes |
 //!
 //! Without any token configured the listener is open and every caller is `admin` (local
 //! development), as before roles existed.
@@ -27,11 +28,18 @@ pub enum Permission {
     Reveal,
     Replay,
     Pause,
+    /// Deleting dead letters destroys what an audit may ask for later: admins only.
+    Purge,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 4] =
-        [Permission::Read, Permission::Reveal, Permission::Replay, Permission::Pause];
+    pub const ALL: [Permission; 5] = [
+        Permission::Read,
+        Permission::Reveal,
+        Permission::Replay,
+        Permission::Pause,
+        Permission::Purge,
+    ];
 }
 
 /// The permission table (also in the module doc and docs/console.md).
@@ -40,6 +48,7 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         Permission::Read => true,
         Permission::Reveal => matches!(role, Role::Auditor | Role::Admin),
         Permission::Replay | Permission::Pause => matches!(role, Role::Operator | Role::Admin),
+        Permission::Purge => role == Role::Admin,
     }
 }
 
@@ -120,6 +129,7 @@ impl IntoResponse for Denied {
                         Permission::Reveal => "reveal personal identifiers",
                         Permission::Replay => "replay dead letters",
                         Permission::Pause => "pause or resume destinations",
+                        Permission::Purge => "purge dead letters",
                     }
                 ),
             ),

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/records", get(records))
         .route("/v1/dlq", get(dlq_list))
         .route("/v1/dlq/replay", post(dlq_replay))
+        .route("/v1/dlq/purge", post(dlq_purge))
         .route("/v1/dlq/{id}", get(dlq_show))
         .route("/v1/destinations", get(destinations))
         .route("/v1/destinations/{id}/{action}", post(destination_action))
@@ -133,7 +134,7 @@ struct DlqParams {
     include_replayed: bool,
     #[serde(default)]
     limit: i64,
-    // Replay only.
+    // Replay and purge.
     #[serde(default)]
     dry_run: bool,
     /// Replay exactly these dead letters (the console's row button) instead of a filter.
@@ -247,11 +248,33 @@ async fn dlq_replay(
     }
 }
 
+/// Deletes matching dead letters (`dry_run`: only lists them); audited.
+async fn dlq_purge(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Option<axum::Json<DlqParams>>,
+) -> Response {
+    let params = body.map(|b| b.0).unwrap_or_default();
+    let permission = if params.dry_run { Permission::Read } else { Permission::Purge };
+    let caller = match access::require(&state, &headers, permission) {
+        Ok(caller) => caller,
+        Err(denied) => return denied.into_response(),
+    };
+    let filter = match params.filter() {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match state.store.purge_dead_letters(&filter, params.dry_run, &caller.actor).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
 async fn destinations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(denied) = access::require(&state, &headers, Permission::Read) {
         return denied.into_response();
     }
-    match ops::destination_list(&state.store, &state.config).await {
+    match ops::destination_list(&state.store, &state.config, Some(&state.breakers)).await {
         Ok(list) => axum::Json(json!({ "destinations": list })).into_response(),
         Err(e) => store_error(e),
     }

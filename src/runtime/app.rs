@@ -53,6 +53,7 @@ pub async fn run(
         inspector: tokio::sync::RwLock::new(None),
         prometheus,
         in_flight: Default::default(),
+        breakers: AppState::breakers_for(&config),
     });
 
     let ingest_listener = TcpListener::bind(&config.process.http.listen).await?;
@@ -73,6 +74,7 @@ pub async fn run(
     if let Some(tx) = bound_tx {
         let _ = tx.send(bound);
     }
+    let retention = tokio::spawn(crate::runtime::retention::run(state.clone(), shutdown.clone()));
 
     let mut backoff = Duration::from_millis(500);
     let mut first = true;
@@ -104,6 +106,7 @@ pub async fn run(
     }
     let _ = ingest_server.await;
     let _ = admin_server.await;
+    let _ = retention.await;
     info!("Gateway stopped.");
     Ok(())
 }

@@ -53,6 +53,7 @@ async fn whoami(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
                 Permission::Reveal => "reveal",
                 Permission::Replay => "replay",
                 Permission::Pause => "pause",
+                Permission::Purge => "purge",
             };
             (name, caller.may(*p))
         })
@@ -196,7 +197,8 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         row["taken_total"] = taken.into();
     }
     let destinations =
-        match crate::runtime::ops::destination_list(&state.store, &state.config).await {
+        match crate::runtime::ops::destination_list(&state.store, &state.config, Some(&state.breakers))
+            .await {
             Ok(mut list) => {
                 for d in &mut list {
                     let id = d["destination"].as_str().unwrap_or_default().to_owned();

@@ -34,6 +34,19 @@ const PAUSE_POLL: Duration = Duration::from_secs(1);
 /// Header on a replayed copy: the dead letter it was replayed from.
 pub const REPLAY_OF: &str = "x-credgate-replay-of";
 
+/// How long a delivery claim holds on a shared store at least: longer than a send takes, short
+/// enough that an instance that died holding claims delays their copies only briefly. A
+/// destination with a long HTTP timeout gets twice its timeout plus 10 s.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// How often a copy another instance holds a claim on is looked at again.
+const CLAIM_POLL: Duration = Duration::from_millis(500);
+
+/// This process as the owner of delivery claims.
+fn owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| format!("{}-{:016x}", std::process::id(), rand::rng().random::<u64>()))
+}
+
 /// Parallel lanes per destination; copies of one record key always share a lane.
 const LANES: usize = 8;
 /// Deliveries a lane may hold waiting (bounded: the broker keeps the rest).
@@ -161,6 +174,12 @@ async fn serve_destination(
     info!(destination, queue, "Delivery worker started.");
 
     let limiter = Arc::new(RateLimiter::new(dest.raw.rate_per_second));
+    let lease = dest.raw.http.as_ref().map_or(CLAIM_LEASE, |h| {
+        CLAIM_LEASE.max(Duration::from_secs(h.timeout_secs.saturating_mul(2).saturating_add(10)))
+    });
+    let breaker = state.breakers.get(&destination).cloned().unwrap_or_else(|| {
+        Arc::new(crate::runtime::breaker::Breaker::new(&destination, dest.breaker))
+    });
     let mut lanes = Vec::with_capacity(LANES);
     let mut lane_tasks = Vec::with_capacity(LANES);
     for _ in 0..LANES {
@@ -174,6 +193,9 @@ async fn serve_destination(
             limiter: limiter.clone(),
             queue: queue.clone(),
             paused: paused.clone(),
+            breaker: breaker.clone(),
+            stop: shutdown.clone(),
+            lease,
         };
         lane_tasks.push(tokio::spawn(worker.run(rx)));
     }
@@ -191,8 +213,11 @@ async fn serve_destination(
                     let mut hasher = DefaultHasher::new();
                     key.hash(&mut hasher);
                     let lane = (hasher.finish() as usize) % LANES;
-                    if lanes[lane].send(delivery).await.is_err() {
-                        break Ok(());
+                    // A full lane (a slow destination, an open breaker) must not keep this loop
+                    // from seeing shutdown; an unsent delivery goes back with the channel.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break Ok(()),
+                        sent = lanes[lane].send(delivery) => if sent.is_err() { break Ok(()) },
                     }
                 }
             }
@@ -222,6 +247,12 @@ struct LaneWorker {
     /// Raised when an operator paused the destination: copies still in the lanes go back to
     /// the queue unsent.
     paused: Arc<AtomicBool>,
+    /// The destination's circuit breaker, shared by its lanes.
+    breaker: Arc<crate::runtime::breaker::Breaker>,
+    /// The worker's stop (shutdown or pause): ends every wait of the lane.
+    stop: CancellationToken,
+    /// Lease of this destination's delivery claims (shared store only).
+    lease: Duration,
 }
 
 /// Spaces calls to a destination evenly (`rate_per_second`, 0 = unlimited). Waiting here
@@ -328,37 +359,77 @@ impl LaneWorker {
 
         // An older version arriving after a newer one was delivered is dropped, not sent; the
         // same version already delivered (a redelivery, a replay of a copy that got through
-        // after all, a second replay) is acknowledged without sending it again.
-        match self.state.store.delivered_version(&self.destination, &record_key).await {
-            Ok(Some(delivered)) if delivered.as_str() >= record_version.as_str() => {
-                let outcome = if delivered == record_version {
-                    "already_delivered"
-                } else {
-                    metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
-                        .increment(1);
-                    "superseded"
-                };
-                info!(
-                    destination = self.destination,
-                    record_key,
-                    record_version,
-                    delivered_version = delivered,
-                    outcome,
-                    "Copy not sent: this or a newer version was delivered already."
-                );
-                self.record(attempt_record(outcome, "", &delivered)).await;
-                self.ack(delivery).await;
-                return;
-            }
-            Ok(_) => {}
-            Err(error) => {
-                warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+        // after all, a second replay) is acknowledged without sending it again. On a shared
+        // store, a copy another instance is sending right now (a live claim) is checked again
+        // once that instance is done.
+        let mut claimed = false;
+        let release = || {
+            Write::ReleaseClaim(Box::new(crate::store::claims::Release {
+                destination: self.destination.clone(),
+                idempotency_key: idempotency_key.clone(),
+                owner: owner().to_owned(),
+            }))
+        };
+        let already = |outcome: &str, delivered: &str| attempt_record(outcome, "", delivered);
+        if self.settled_already(delivery, &record_key, &record_version, &already).await {
+            return;
+        }
+        let permit = loop {
+            // While the breaker is open the copy waits here unacked (the broker keeps the rest);
+            // on shutdown or pause it goes back to the queue unsent.
+            let Some(permit) = self.breaker.acquire(&self.stop).await else {
                 let _ = delivery
                     .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
                     .await;
                 return;
+            };
+            if !self.state.store.shared() {
+                break permit;
             }
-        }
+            match self
+                .state
+                .store
+                .claim_delivery(&self.destination, &idempotency_key, owner(), self.lease)
+                .await
+            {
+                Ok(true) => {
+                    claimed = true;
+                    // Checked again with the claim held: another instance may have delivered
+                    // it (and released its claim) since the first look.
+                    if self.settled_already(delivery, &record_key, &record_version, &already).await
+                    {
+                        drop(permit);
+                        self.record(release()).await;
+                        return;
+                    }
+                    break permit;
+                }
+                Ok(false) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = self.stop.cancelled() => {
+                            let _ = delivery
+                                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                                .await;
+                            return;
+                        }
+                        _ = tokio::time::sleep(CLAIM_POLL) => {}
+                    }
+                    if self.settled_already(delivery, &record_key, &record_version, &already).await
+                    {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    drop(permit);
+                    warn!(destination = self.destination, %error, "Cannot claim the copy; requeueing.");
+                    let _ = delivery
+                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                        .await;
+                    return;
+                }
+            }
+        };
 
         let copy = Copy {
             destination: &self.destination,
@@ -372,6 +443,10 @@ impl LaneWorker {
         self.limiter.wait().await;
         let started = Instant::now();
         let outcome = self.sink.deliver(&copy, Some(&self.publish)).await;
+        match &outcome {
+            SinkOutcome::Retriable { .. } => permit.failure(),
+            SinkOutcome::Delivered { .. } | SinkOutcome::Permanent { .. } => permit.success(),
+        }
         metrics::histogram!(m::UPSTREAM_SECONDS, "destination" => self.destination.clone())
             .record(started.elapsed().as_secs_f64());
         let (outcome_label, reason, response) = match &outcome {
@@ -394,6 +469,7 @@ impl LaneWorker {
             "reason": reason,
             "response": response.chars().take(500).collect::<String>(),
         }));
+        let delivered_ok = matches!(outcome, SinkOutcome::Delivered { .. });
         match outcome {
             SinkOutcome::Delivered { response } => {
                 let attempt_write = attempt_record("delivered", "", &response);
@@ -405,9 +481,12 @@ impl LaneWorker {
                     delivered_at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
                     response,
                 };
-                // Both go to the store together (one group commit).
+                // Both go to the store together (one group commit); the claim is released in
+                // the transaction that records the delivery, so no other instance can claim the
+                // copy in between and send it again.
+                let writes = if claimed { vec![write, release()] } else { vec![write] };
                 let (delivered, _) =
-                    tokio::join!(self.state.store.write(write), self.record(attempt_write));
+                    tokio::join!(self.state.store.write_all(writes), self.record(attempt_write));
                 if let Err(error) = delivered {
                     // Delivered but not recorded: redelivery will send the same idempotency key.
                     warn!(destination = self.destination, %error, "Delivery not recorded; requeueing.");
@@ -443,6 +522,54 @@ impl LaneWorker {
                     replay_of: replay_of.clone(),
                 };
                 self.dead_letter(delivery, &dead, &history).await;
+            }
+        }
+        if claimed && !delivered_ok {
+            // Retried or dead-lettered: the next attempt (anywhere) may claim it again. A lost
+            // release only delays that until the lease ends.
+            self.record(release()).await;
+        }
+    }
+
+    /// An older version arriving after a newer one was delivered is dropped, not sent; the same
+    /// version already delivered (a redelivery, a replay of a copy that got through after all, a
+    /// second replay, a copy another instance sent) is acknowledged without sending it again.
+    /// True when the delivery was settled here (acked, or requeued because the store is down).
+    async fn settled_already(
+        &self,
+        delivery: &Delivery,
+        record_key: &str,
+        record_version: &str,
+        attempt: &(dyn Fn(&str, &str) -> Write + Sync),
+    ) -> bool {
+        match self.state.store.delivered_version(&self.destination, record_key).await {
+            Ok(Some(delivered)) if delivered.as_str() >= record_version => {
+                let outcome = if delivered == record_version {
+                    "already_delivered"
+                } else {
+                    metrics::counter!(m::SUPERSEDED, "destination" => self.destination.clone())
+                        .increment(1);
+                    "superseded"
+                };
+                info!(
+                    destination = self.destination,
+                    record_key,
+                    record_version,
+                    delivered_version = delivered,
+                    outcome,
+                    "Copy not sent: this or a newer version was delivered already."
+                );
+                self.record(attempt(outcome, &delivered)).await;
+                self.ack(delivery).await;
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
+                let _ = delivery
+                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                    .await;
+                true
             }
         }
     }

@@ -15,6 +15,7 @@ pub const UPSTREAM_REQUESTS: &str = "credgate_upstream_requests_total";
 pub const UPSTREAM_SECONDS: &str = "credgate_upstream_request_duration_seconds";
 pub const UPSTREAM_RETRIES: &str = "credgate_upstream_retries_total";
 pub const DEAD_LETTERED: &str = "credgate_dead_lettered_total";
+pub const BREAKER_STATE: &str = "credgate_destination_breaker_state";
 pub const SUPERSEDED: &str = "credgate_superseded_total";
 pub const DUPLICATES: &str = "credgate_idempotency_duplicates_total";
 pub const QUEUE_DEPTH: &str = "credgate_queue_depth";

@@ -438,6 +438,9 @@ pub async fn dead_letter_view(
 pub async fn destination_list(
     store: &Store,
     config: &crate::config::CompiledConfig,
+    breakers: Option<
+        &std::collections::HashMap<String, std::sync::Arc<crate::runtime::breaker::Breaker>>,
+    >,
 ) -> Result<Vec<Value>, StoreError> {
     let states = store.destination_states().await?;
     Ok(config
@@ -453,6 +456,8 @@ pub async fn destination_list(
                 "reason": state.map(|s| s.reason.clone()).unwrap_or_default(),
                 "changed_by": state.map(|s| s.changed_by.clone()).unwrap_or_default(),
                 "changed_at": state.map(|s| s.changed_at.clone()).unwrap_or_default(),
+                // Only a running gateway knows its breakers (the CLI reports none).
+                "breaker": breakers.and_then(|b| b.get(&a.id)).map(|b| b.state()),
             })
         })
         .collect())

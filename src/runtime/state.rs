@@ -25,6 +25,8 @@ pub struct AppState {
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     /// Publish timestamps of deliveries being worked on, per consumed queue.
     pub in_flight: InFlight,
+    /// Circuit breaker per destination; outlives reconnects so an outage is remembered.
+    pub breakers: HashMap<String, Arc<crate::runtime::breaker::Breaker>>,
 }
 
 /// Deliveries taken from a queue and not yet settled, with the time each was published.
@@ -72,6 +74,23 @@ impl AppState {
     /// A delivery of `queue` was acked, nacked or moved: stop counting it as in flight.
     pub fn settle(&self, queue: &str, tag: u64) {
         self.in_flight.finish(queue, tag);
+    }
+
+    /// A breaker per destination of `config`.
+    pub fn breakers_for(
+        config: &CompiledConfig,
+    ) -> HashMap<String, Arc<crate::runtime::breaker::Breaker>> {
+        config
+            .adapters
+            .values()
+            .filter_map(|a| {
+                let d = a.destination.as_ref()?;
+                Some((
+                    a.id.clone(),
+                    Arc::new(crate::runtime::breaker::Breaker::new(&a.id, d.breaker)),
+                ))
+            })
+            .collect()
     }
 
     pub fn is_ready(&self) -> bool {

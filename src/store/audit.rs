@@ -76,7 +76,7 @@ pub struct DestinationState {
 /// Appends an entry inside the caller's transaction. The first statement takes the audit lock
 /// row for writing, which serialises appenders across connections and instances (SQLite: the
 /// write lock; PostgreSQL: the row lock), so two entries never claim one sequence number.
-async fn append<T: Tx>(
+pub(super) async fn append<T: Tx>(
     tx: &mut T,
     actor: &str,
     action: &str,

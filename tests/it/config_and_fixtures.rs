@@ -148,3 +148,45 @@ fn the_cli_reports_an_invalid_record_in_chinese_with_masked_ids_and_exit_3() {
     assert_eq!(sg04["code"], "CF_CFJGDM");
     assert_eq!(sg04["path"], "/authority_uscc");
 }
+
+/// `credgate check` refuses retention below a statutory minimum, naming the item and the
+/// minimum; the breaker settings are checked too.
+#[test]
+fn check_refuses_retention_below_the_statutory_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(support::REPO);
+    let config = std::fs::read_to_string(root.join("config/credgate.toml"))
+        .unwrap()
+        .replace("\"../schemas\"", &format!("\"{}\"", root.join("schemas").display()))
+        .replace("\"../adapters\"", &format!("\"{}\"", root.join("adapters").display()))
+        .replace(
+            "calendars = \"calendars\"",
+            &format!("calendars = \"{}\"", root.join("config/calendars").display()),
+        );
+    std::fs::copy(root.join("config/routes.toml"), dir.path().join("routes.toml")).unwrap();
+    let check = |edit: &dyn Fn(&str) -> String| {
+        std::fs::write(dir.path().join("credgate.toml"), edit(&config)).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+            .args(["--config", dir.path().to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let (ok, text) = check(&|c| c.to_owned());
+    assert!(ok, "the shipped configuration must pass: {text}");
+    let (ok, text) =
+        check(&|c| format!("{c}\n[retention.items.admin_penalty]\nbodies_days = 90\n"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("admin_penalty") && text.contains("1098 days"), "{text}");
+    let (ok, text) = check(&|c| c.replace("metadata_days = 1827", "metadata_days = 30"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("184 days"), "{text}");
+    let (ok, text) = check(&|c| c.replace("failure_threshold = 5", "failure_threshold = 0"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("outbound.breaker"), "{text}");
+}

@@ -8,9 +8,11 @@
 mod support;
 
 mod alarms;
+mod breaker;
 mod config_and_fixtures;
 mod console_ui;
 mod end_to_end;
 mod faults;
+mod instances;
 mod store;
 mod store_e2e;

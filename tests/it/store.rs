@@ -574,3 +574,224 @@ async fn audit_appends_from_two_handles_stay_one_chain() {
     })
     .await
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retention, delivery claims and dead-letter purge (issue 5), on both backends.
+// ---------------------------------------------------------------------------------------------
+
+/// Penalties received 2026-10-01 (five of them, to take several batches of two) and one
+/// received 2029-06-01; admin_penalty keeps bodies 1098 days (its statutory minimum) and
+/// metadata 1500 days.
+async fn exercise_retention(store: &Store) {
+    use credgate::retention::{ItemOverride, RetentionPolicy, RetentionSection};
+    let config = sample_config();
+    let old = 1_790_784_000; // 2026-10-01T00:00:00+08:00
+    let recent = 1_874_937_600; // 2029-06-01T00:00:00+08:00
+    let mut old_keys = Vec::new();
+    for i in 0..5 {
+        let (key, _, idem) =
+            ingest_penalty(store, &config, 8000 + i, &format!("ret-old-{i}"), old).await;
+        store.write(attempt(&key, "v", &idem, 1, "delivered", "")).await.unwrap();
+        old_keys.push(key);
+    }
+    let (recent_key, _, _) = ingest_penalty(store, &config, 8100, "ret-recent", recent).await;
+    let mut section =
+        RetentionSection { batch_rows: 2, pause_ms: 1, ..RetentionSection::default() };
+    section.items.insert(
+        "admin_penalty".into(),
+        ItemOverride { bodies_days: Some(1098), metadata_days: Some(1500) },
+    );
+    let policy =
+        RetentionPolicy::compile(&section, &config.process.publicity, &config.catalog.item_names())
+            .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let body_of = |key: String| async move {
+        let history = store.record_history(&key).await.unwrap();
+        history.map(|h| h.versions[0].canonical.clone())
+    };
+
+    // 2030-01-01: the old bodies are past 1098 days, their rows are not past 1500.
+    let now: jiff::Timestamp = "2030-01-01T00:00:00+08:00".parse().unwrap();
+    let report = credgate::runtime::retention::pass(store, &policy, now, &stop).await.unwrap();
+    assert_eq!(report["admin_penalty"].bodies, 5, "{report:?}");
+    assert_eq!(report["admin_penalty"].rows, 0, "{report:?}");
+    for key in &old_keys {
+        assert_eq!(body_of(key.clone()).await, Some(serde_json::Value::Null), "body kept: {key}");
+    }
+    assert!(body_of(recent_key.clone()).await.unwrap().is_object(), "recent body purged");
+    // Idempotent: a second pass (another instance) finds nothing more.
+    let again = credgate::runtime::retention::pass(store, &policy, now, &stop).await.unwrap();
+    assert_eq!(again["admin_penalty"].total(), 0, "{again:?}");
+
+    // 2031-01-01: the old rows are past 1500 days and go with their index, copies and attempts.
+    let now: jiff::Timestamp = "2031-01-01T00:00:00+08:00".parse().unwrap();
+    let report = credgate::runtime::retention::pass(store, &policy, now, &stop).await.unwrap();
+    assert!(report["admin_penalty"].rows >= 5, "{report:?}");
+    for key in &old_keys {
+        assert!(store.record_history(key).await.unwrap().is_none(), "row kept: {key}");
+    }
+    let recent_history = store.record_history(&recent_key).await.unwrap().unwrap();
+    assert!(recent_history.versions[0].canonical.is_object());
+    // Dedup keys of the old messages went with the default metadata days (1827) only later.
+    assert!(store.receipt_for("ret-old-0").await.unwrap().is_some());
+}
+
+async fn exercise_claims(store: &Store) {
+    use std::time::Duration;
+    let lease = Duration::from_secs(30);
+    let claim = |owner: &'static str, lease: Duration| async move {
+        store.claim_delivery("hb-credit", "claim-k1", owner, lease).await.unwrap()
+    };
+    assert!(claim("a", lease).await);
+    assert!(!claim("b", lease).await, "a live claim of another owner is refused");
+    assert!(claim("a", lease).await, "an owner renews its own claim");
+    // Released with the outcome: the next attempt anywhere may claim.
+    let release = credgate::store::claims::Release {
+        destination: "hb-credit".into(),
+        idempotency_key: "claim-k1".into(),
+        owner: "a".into(),
+    };
+    store.write(Write::ReleaseClaim(Box::new(release))).await.unwrap();
+    assert!(claim("b", Duration::from_millis(1)).await);
+    // b died holding it: once its lease ran out, a takes over.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(claim("a", lease).await);
+    assert!(!claim("b", lease).await);
+}
+
+async fn exercise_dlq_purge(store: &Store) {
+    for i in 0..3 {
+        let letter = dead_letter(
+            &format!("pk{i}"),
+            "v1",
+            &format!("purge-test-{i}"),
+            if i == 2 { "retries_exhausted" } else { "rejected" },
+            "wh-ggzy",
+            "2026-11-20T09:00:00.000+08:00",
+        );
+        store.write(Write::DeadLetter(Box::new(letter))).await.unwrap();
+    }
+    let filter = DlqFilter {
+        destination: "hb-credit".into(),
+        reason: "rejected".into(),
+        source: "wh-ggzy".into(),
+        ..DlqFilter::default()
+    };
+    let mine = |ids: &[String]| {
+        let ours: Vec<String> = (0..3)
+            .map(|i| credgate::store::dlq::dead_id(&format!("purge-test-{i}"), 1, ""))
+            .collect();
+        ids.iter().filter(|id| ours.contains(id)).count()
+    };
+    let dry = store.purge_dead_letters(&filter, true, "cli:tester").await.unwrap();
+    assert_eq!(mine(&dry.dead_ids), 2);
+    assert_eq!((dry.purged, dry.audit_seq), (0, None));
+    let left = store.dead_letters(&DlqFilter::default()).await.unwrap();
+    assert_eq!(mine(&left.iter().map(|l| l.dead_id.clone()).collect::<Vec<_>>()), 3);
+
+    let done = store.purge_dead_letters(&filter, false, "cli:tester").await.unwrap();
+    assert_eq!(done.purged as usize, done.matched);
+    let seq = done.audit_seq.expect("purge audited");
+    let left = store.dead_letters(&DlqFilter::default()).await.unwrap();
+    assert_eq!(mine(&left.iter().map(|l| l.dead_id.clone()).collect::<Vec<_>>()), 1);
+    let entries = store.audit_entries(seq, 1).await.unwrap();
+    assert_eq!(entries[0].action, "dlq.purge");
+    assert_eq!(entries[0].actor, "cli:tester");
+    assert!(entries[0].details.contains("\"count\""));
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+}
+
+#[tokio::test]
+async fn sqlite_retention_claims_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _raw) = sqlite_backend(&dir).await;
+    exercise_retention(&store).await;
+    exercise_claims(&store).await;
+    exercise_dlq_purge(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_claims_purge() {
+    let Some((store, raw)) = postgres_backend("retention").await else { return };
+    exercise_retention(&store).await;
+    exercise_claims(&store).await;
+    exercise_dlq_purge(&store).await;
+    raw.drop_database().await;
+}
+
+/// A purge of 5 000 expired records (bodies, then rows) while ingest keeps committing dedup
+/// keys: the purge goes in batches of 500 with a pause, so no commit waits long for it.
+async fn purge_beside_ingest(store: &Store, raw: &Raw, what: &str) {
+    use credgate::retention::{RetentionPolicy, RetentionSection};
+    use std::time::{Duration, Instant};
+    raw.exec(match raw {
+        Raw::Sqlite(_) => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) SELECT 'bulk-' || i, 0, 'admin_penalty:bulk-' || i, 'v', 'wh-ggzy', 'penalty', 'admin_penalty', '1', 'upsert', 'accepted', 'x', '{\"a\":1}', '2020-01-01T00:00:00.000+08:00' FROM n",
+        Raw::Postgres(..) => "INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) SELECT 'bulk-' || i, 0, 'admin_penalty:bulk-' || i, 'v', 'wh-ggzy', 'penalty', 'admin_penalty', '1', 'upsert', 'accepted', 'x', '{\"a\":1}', '2020-01-01T00:00:00.000+08:00' FROM generate_series(1, 5000) AS i",
+    })
+    .await;
+    let config = sample_config();
+    let section = RetentionSection { pause_ms: 20, ..RetentionSection::default() };
+    let mut section = section;
+    section.items.insert(
+        "admin_penalty".into(),
+        credgate::retention::ItemOverride { bodies_days: Some(1098), metadata_days: Some(1500) },
+    );
+    let policy =
+        RetentionPolicy::compile(&section, &config.process.publicity, &config.catalog.item_names())
+            .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let purge = {
+        let (store, policy, stop) = (store.clone(), policy.clone(), stop.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let now: jiff::Timestamp = "2026-11-23T12:00:00+08:00".parse().unwrap();
+            let report = credgate::runtime::retention::pass(&store, &policy, now, &stop).await;
+            (report.unwrap(), started.elapsed())
+        })
+    };
+    let mut worst = Duration::ZERO;
+    let mut writes = 0;
+    while !purge.is_finished() {
+        let started = Instant::now();
+        store
+            .write(Write::Message {
+                message_id: format!("beside-purge-{writes}"),
+                adapter: "wh-ggzy".into(),
+                doc_type: "penalty".into(),
+                status: "accepted".into(),
+                receipt: "{}".into(),
+                received_at: "2026-11-23T12:00:00.000+08:00".into(),
+            })
+            .await
+            .unwrap();
+        worst = worst.max(started.elapsed());
+        writes += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (report, took) = purge.await.unwrap();
+    eprintln!(
+        "[purge beside ingest, {what}] purged {:?} in {:.2} s; {writes} dedup commits meanwhile, \
+         slowest {:.1} ms",
+        report["admin_penalty"],
+        took.as_secs_f64(),
+        worst.as_secs_f64() * 1000.0
+    );
+    assert_eq!(report["admin_penalty"].bodies, 5000);
+    assert_eq!(report["admin_penalty"].rows, 5000);
+    assert!(writes > 10, "ingest made no progress during the purge");
+    assert!(worst < Duration::from_secs(1), "a commit waited {worst:?} for the purge");
+}
+
+#[tokio::test]
+async fn sqlite_purge_beside_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, raw) = sqlite_backend(&dir).await;
+    purge_beside_ingest(&store, &raw, "sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_purge_beside_ingest() {
+    let Some((store, raw)) = postgres_backend("purge").await else { return };
+    purge_beside_ingest(&store, &raw, "postgres").await;
+    raw.drop_database().await;
+}

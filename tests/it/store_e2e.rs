@@ -342,8 +342,26 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
             || async move { credit_ref.accepted().len() == n + 2 },
         )
         .await;
+        // Purge: the API's dry run lists the dead letters and deletes nothing; the CLI deletes
+        // them, audited.
+        let (status, dry) = admin
+            .post(
+                "/v1/dlq/purge",
+                serde_json::json!({"destination": "hb-credit", "include_replayed": true, "dry_run": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{dry}");
+        let matched = dry["matched"].as_u64().unwrap();
+        assert!(matched > 0 && dry["purged"] == 0, "{dry}");
+        let (code, out, err) =
+            cli(&config, &["dlq", "purge", "--destination", "hb-credit", "--include-replayed"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("{matched} matched, {matched} purged, audit #")), "{out}");
+        let (_, listed) = admin.get("/v1/dlq?destination=hb-credit&include_replayed=true").await;
+        assert_eq!(listed["dead_letters"].as_array().map(Vec::len), Some(0), "{listed}");
         let (_, out, _) = cli(&config, &["--output", "json", "audit", "list", "--from", "5"]);
         assert!(out.contains("rejected.reingest"), "{out}");
+        assert!(out.contains("dlq.purge"), "{out}");
         let (code, out, _) = cli(&config, &["audit", "verify"]);
         assert_eq!(code, 0, "{out}");
 

@@ -1,0 +1,176 @@
+//! The store side of retention (`crate::retention` says how long): batched purges that each
+//! touch at most `limit` rows in one short transaction, so a purge never holds ingest's group
+//! commits for long, and that are idempotent, so instances sharing a store may run them at the
+//! same time. Bodies are emptied in place (the metadata row stays); metadata rows are deleted
+//! with what hangs off them (identifier index, routed copies, attempts).
+
+use super::{Pool, Store, StoreError};
+
+/// Rows touched by one purge batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    pub bodies: u64,
+    pub rows: u64,
+}
+
+impl Purged {
+    pub fn total(self) -> u64 {
+        self.bodies + self.rows
+    }
+}
+
+impl Store {
+    /// Empties up to `limit` bodies of `item` older than `before` (store time text): canonical
+    /// records and dead-lettered payloads.
+    ///
+    /// # Errors
+    ///
+    /// A statement failed.
+    pub async fn purge_bodies(
+        &self,
+        item: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let records = "UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN \
+                       (SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 \
+                       AND received_at < $2 AND canonical <> '' LIMIT $3)";
+        let dead = "UPDATE dead_letters SET payload = $4 WHERE dead_id IN (SELECT dead_id FROM \
+                    dead_letters WHERE catalog_item = $1 AND dead_at < $2 AND length(payload) > 0 LIMIT $3)";
+        let empty: Vec<u8> = Vec::new();
+        let n = on_pool!(&self.pool, p => {
+            let a = sqlx::query(records).bind(item).bind(before).bind(limit).execute(p).await?.rows_affected();
+            let b = sqlx::query(dead).bind(item).bind(before).bind(limit).bind(&empty).execute(p).await?.rows_affected();
+            a + b
+        });
+        Ok(n)
+    }
+
+    /// Deletes up to `limit` record versions of `item` older than `before` with their index
+    /// entries, routed copies and the attempts of those copies, and up to `limit` of its dead
+    /// letters; one transaction.
+    ///
+    /// # Errors
+    ///
+    /// A statement failed.
+    pub async fn purge_metadata(
+        &self,
+        item: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let pick = "SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
+        let dead = "DELETE FROM dead_letters WHERE dead_id IN (SELECT dead_id FROM dead_letters \
+                    WHERE catalog_item = $1 AND dead_at < $2 LIMIT $3)";
+        // SQLite: take the write lock up front (waiting for the group-commit writer like any
+        // writer does) instead of upgrading a read transaction, which fails at once when the
+        // writer committed in between.
+        let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        let n = on_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(begin).await?;
+            let keys: Vec<(String, i64)> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let mut n = 0;
+            if !keys.is_empty() {
+                // Attempts first: they are found through the routed copies.
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM delivery_attempts WHERE at < ");
+                q.push_bind(before);
+                q.push(" AND idempotency_key IN (SELECT idempotency_key FROM routed_copies WHERE (message_id, record_index) IN (");
+                push_keys(&mut q, &keys);
+                q.push("))");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                for table in ["record_index", "routed_copies", "record_versions"] {
+                    let mut q = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE (message_id, record_index) IN ("));
+                    push_keys(&mut q, &keys);
+                    q.push(")");
+                    n += q.build().execute(&mut *tx).await?.rows_affected();
+                }
+            }
+            n += sqlx::query(dead).bind(item).bind(before).bind(limit).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
+    }
+
+    /// What has no catalog item: rejected originals (bodies emptied before `bodies_before`, rows
+    /// deleted before `metadata_before`) and dedup keys (deleted before `metadata_before`); up to
+    /// `limit` rows each.
+    ///
+    /// # Errors
+    ///
+    /// A statement failed.
+    pub async fn purge_unclassified(
+        &self,
+        bodies_before: &str,
+        metadata_before: &str,
+        limit: i64,
+    ) -> Result<Purged, StoreError> {
+        retrying(|| self.purge_unclassified_once(bodies_before, metadata_before, limit)).await
+    }
+
+    async fn purge_unclassified_once(
+        &self,
+        bodies_before: &str,
+        metadata_before: &str,
+        limit: i64,
+    ) -> Result<Purged, StoreError> {
+        let bodies = "UPDATE rejected_inputs SET body = $3 WHERE message_id IN (SELECT message_id \
+                      FROM rejected_inputs WHERE received_at < $1 AND length(body) > 0 LIMIT $2)";
+        let rejected = "DELETE FROM rejected_inputs WHERE message_id IN (SELECT message_id FROM \
+                        rejected_inputs WHERE received_at < $1 LIMIT $2)";
+        let dedup = "DELETE FROM inbound_messages WHERE message_id IN (SELECT message_id FROM \
+                     inbound_messages WHERE received_at < $1 LIMIT $2)";
+        let empty: Vec<u8> = Vec::new();
+        let purged = on_pool!(&self.pool, p => {
+            let b = sqlx::query(bodies).bind(bodies_before).bind(limit).bind(&empty).execute(p).await?.rows_affected();
+            let r = sqlx::query(rejected).bind(metadata_before).bind(limit).execute(p).await?.rows_affected();
+            let d = sqlx::query(dedup).bind(metadata_before).bind(limit).execute(p).await?.rows_affected();
+            Purged { bodies: b, rows: r + d }
+        });
+        Ok(purged)
+    }
+}
+
+/// How often a batch is tried: SQLite answers "busy" at once when a transaction that began
+/// reading must upgrade to writing after another connection (the group-commit writer) wrote;
+/// the batch is then simply run again. PostgreSQL waits on locks instead.
+const TRIES: u32 = 20;
+
+async fn retrying<T, F, Fut>(mut batch: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match batch().await {
+            Ok(done) => return Ok(done),
+            Err(error) if tries + 1 >= TRIES => return Err(error),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+            }
+        }
+    }
+}
+
+/// `(m1, i1), (m2, i2), …` with every value bound.
+fn push_keys<DB>(q: &mut sqlx::QueryBuilder<DB>, keys: &[(String, i64)])
+where
+    DB: sqlx::Database,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut first = true;
+    for (message_id, index) in keys {
+        if !first {
+            q.push(", ");
+        }
+        first = false;
+        q.push("(");
+        q.push_bind(message_id.clone());
+        q.push(", ");
+        q.push_bind(*index);
+        q.push(")");
+    }
+}

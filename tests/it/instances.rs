@@ -1,0 +1,250 @@
+//! Several instances (issue 5 item 8): two `credgate run` processes on one PostgreSQL store and
+//! one broker share the work as competing consumers; one is SIGKILLed mid-stream. Every
+//! penalty reaches the credit site (lost = 0) and no record reaches it twice after the
+//! destination's dedup by Idempotency-Key (every copy of a record carries one key): the store's
+//! dedup keys answer re-sent documents, and delivery claims keep the two instances from sending
+//! the same copy at the same time. The only raw re-sends are the copies the killed instance had
+//! sent but not yet recorded (at most its lanes in flight).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use credgate::broker::{self, Outgoing};
+use credgate::testkit::{Behaviour, MockDestination};
+use tokio_util::sync::CancellationToken;
+
+use super::support::{self, Gateway, TestConfig};
+
+const VERSION: &str = "2026-10-09T09:30:00+08:00";
+/// Copies an instance can be sending at once (`LANES` in runtime/delivery.rs).
+const KILL_WINDOW: usize = 8;
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A PostgreSQL database for the test, dropped at the end (also when the test fails).
+struct Database {
+    name: String,
+}
+
+impl Database {
+    /// `None` (and a message) when PostgreSQL is not running, unless it is required.
+    async fn create() -> Option<Database> {
+        if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
+            assert!(
+                std::env::var("CREDGATE_REQUIRE_POSTGRES").is_err(),
+                "PostgreSQL on 127.0.0.1:5432 is required"
+            );
+            eprintln!("skipping: no PostgreSQL on 127.0.0.1:5432");
+            return None;
+        }
+        let name = format!("credgate_inst_{}", std::process::id());
+        let admin = sqlx::PgPool::connect(PG_ADMIN).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+        let create = format!("CREATE DATABASE {name}");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
+        admin.close().await;
+        Some(Database { name })
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Drop runs outside the async context; psql is the simplest synchronous client here.
+        let _ = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Deletes the vhost when the test ends, also when it fails.
+struct Vhost<'a> {
+    broker: &'a support::Broker,
+    name: String,
+}
+
+impl Drop for Vhost<'_> {
+    fn drop(&mut self) {
+        self.broker.delete_vhost(&self.name);
+    }
+}
+
+fn penalty(n: usize) -> Vec<u8> {
+    let mut doc: serde_json::Value = serde_json::from_slice(&support::penalty(n)).unwrap();
+    doc["DATA_TIMESTAMP"] = VERSION.into();
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// One instance's configuration: the shared vhost and store, its own listeners.
+fn instance(
+    broker: &support::Broker,
+    vhost: &str,
+    credit: &MockDestination,
+    store: &str,
+) -> TestConfig {
+    let endpoints =
+        BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+    let config = TestConfig::new(broker, vhost, &endpoints, "[1, 2]", 8);
+    let process = config.path().join("credgate.toml");
+    let text = std::fs::read_to_string(&process).unwrap();
+    let re = regex::Regex::new(r#"(?m)^url = "sqlite://[^"]*"$"#).unwrap();
+    let text = re.replace(&text, format!(r#"url = "{store}""#).as_str()).into_owned();
+    std::fs::write(&process, text).unwrap();
+    let credit_file = config.path().join("adapters/hb-credit.toml");
+    let text = std::fs::read_to_string(&credit_file).unwrap();
+    let re = regex::Regex::new(r"rate_per_second = \d+").unwrap();
+    std::fs::write(&credit_file, re.replace(&text, "rate_per_second = 1000").as_bytes()).unwrap();
+    config
+}
+
+async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_killed_mid_stream() {
+    support::within(Duration::from_secs(480), async {
+    let Some(broker) = support::shared_broker() else { return };
+    let Some(database) = Database::create().await else { return };
+    let started = Instant::now();
+    let n = 1500;
+    let vhost = Vhost { broker: &broker, name: broker.vhost("instances") };
+    let stop = CancellationToken::new();
+    let credit = MockDestination::start(
+        "127.0.0.1:0",
+        Behaviour::Accept,
+        Some(support::SECRET.into()),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let config_a = instance(&broker, &vhost.name, &credit, &database.url());
+    let config_b = instance(&broker, &vhost.name, &credit, &database.url());
+    // One after the other: the first migrates the fresh database.
+    let mut a = tokio::task::block_in_place(|| Gateway::spawn(&config_a));
+    let mut b = tokio::task::block_in_place(|| Gateway::spawn(&config_b));
+    let connection = support::connect(&broker, &vhost.name).await;
+
+    let expected: BTreeSet<String> =
+        (0..n).map(|i| support::penalty_key("hb-credit", 60_000 + i, VERSION)).collect();
+    let documents: Vec<Outgoing> = (0..n)
+        .map(|i| Outgoing {
+            exchange: broker::IN_EXCHANGE.to_owned(),
+            routing_key: "wh-ggzy.penalty".to_owned(),
+            body: penalty(60_000 + i),
+            properties: broker::properties(&format!("inst-p-{i}"), "application/json"),
+            mandatory: true,
+        })
+        .collect();
+    // The platform keeps sending while an instance is killed: both ingest and delivery are
+    // mid-stream in both instances. It sends every window twice (as a platform republishing
+    // unconfirmed windows does), so the two instances often take the same message at the same
+    // time: both pass the dedup check, both publish its copies, and the two copies are then
+    // delivered by both instances at once unless the delivery claims stop the second.
+    let publishing = {
+        let channel = broker::confirm_channel(&connection).await.unwrap();
+        tokio::spawn(async move {
+            for window in documents.chunks(50) {
+                broker::publish_all(&channel, window.to_vec()).await.unwrap();
+                broker::publish_all(&channel, window.to_vec()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let reached =
+        wait_for(Duration::from_secs(120), || credit.accepted().len() >= n * 3 / 10).await;
+    assert!(reached, "processing stalled before 30 %; log A:\n{}", a.log_text());
+    let at_kill = credit.accepted().len();
+    tokio::task::block_in_place(|| a.kill9());
+    tokio::time::timeout(Duration::from_secs(120), publishing).await.unwrap().unwrap();
+
+    // The survivor takes everything over (claims of the dead instance end with their lease).
+    let all_in = wait_for(Duration::from_secs(180), || {
+        let accepted = credit.accepted();
+        expected.iter().all(|k| accepted.contains_key(k))
+    })
+    .await;
+    // Then the queue must stay empty: nothing left that could still arrive a second time.
+    let queue = broker::outbound_queue("hb-credit");
+    let mut empty_since: Option<Instant> = None;
+    let drain_started = Instant::now();
+    let drained = loop {
+        if support::depth(&connection, &queue).await == 0 {
+            if empty_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(3) {
+                break true;
+            }
+        } else {
+            empty_since = None;
+        }
+        if drain_started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(b.terminate(), Some(0), "log B:\n{}", b.log_text());
+    let dead: BTreeSet<String> = support::drain_queue(&connection, &broker::dlq_queue("hb-credit"))
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    let accepted = credit.accepted();
+    let accounting = support::account(&expected, &accepted, &dead);
+    // After the destination's own dedup by Idempotency-Key: records that arrived under two keys.
+    let mut keys_per_record: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in credit.requests().into_iter().filter(|r| (200..300).contains(&r.status)) {
+        keys_per_record.entry(r.record_key).or_default().insert(r.idempotency_key);
+    }
+    let twice_after_dedup = keys_per_record.values().filter(|k| k.len() > 1).count();
+    let log_b = b.log_text();
+    eprintln!(
+        "[two_instances_one_killed_mid_stream] N {n}, instance A SIGKILLed at {at_kill} delivered; \
+         all delivered: {all_in}; lost {} duplicates (same copy accepted twice) {} records under \
+         two idempotency keys {twice_after_dedup} dead-lettered {} unexpected {}; total {:.1} s",
+        accounting.lost,
+        accounting.raw_duplicates,
+        accounting.dead_lettered,
+        accounting.unexpected,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(drained, "credgate.out.hb-credit not drained");
+    assert_eq!(accounting.lost, 0, "lost records");
+    assert_eq!(accounting.unexpected, 0);
+    assert_eq!(accounting.dead_lettered, 0);
+    assert_eq!(twice_after_dedup, 0, "a record delivered under two idempotency keys");
+    // The one duplicate no gateway can rule out: a copy the killed instance had sent, whose
+    // acceptance it had not yet recorded, is sent again by the survivor with the same
+    // Idempotency-Key (the destination deduplicates it). At most the lanes in flight.
+    assert!(
+        accounting.raw_duplicates <= KILL_WINDOW,
+        "{} copies accepted twice > {KILL_WINDOW}",
+        accounting.raw_duplicates
+    );
+    assert!(
+        !log_b.contains("unknown delivery tag") && !log_b.contains("PRECONDITION_FAILED"),
+        "instance B acked a void delivery tag"
+    );
+    stop.cancel();
+    let _ = connection.close(200, "".into()).await;
+    })
+    .await
+}
