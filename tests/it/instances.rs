@@ -144,6 +144,30 @@ async fn two_instances_one_killed_mid_stream() {
     let mut a = tokio::task::block_in_place(|| Gateway::spawn(&config_a));
     let mut b = tokio::task::block_in_place(|| Gateway::spawn(&config_b));
     let connection = support::connect(&broker, &vhost.name).await;
+    // Competing consumers: both instances consume the inbound and the destination queue.
+    let both_consume = async {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/v1/queues", config_a.admin_port);
+        let started = Instant::now();
+        loop {
+            let table: serde_json::Value =
+                match client.get(&url).bearer_auth(support::SECRET).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+            let consumers = |queue: &str| {
+                table.as_array().and_then(|rows| {
+                    rows.iter().find(|r| r["queue"] == queue).and_then(|r| r["consumers"].as_u64())
+                })
+            };
+            let seen = (consumers("credgate.in.wh-ggzy"), consumers("credgate.out.hb-credit"));
+            if seen == (Some(2), Some(2)) || started.elapsed() > Duration::from_secs(20) {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    assert_eq!(both_consume.await, (Some(2), Some(2)), "consumers of the in and out queues");
 
     let expected: BTreeSet<String> =
         (0..n).map(|i| support::penalty_key("hb-credit", 60_000 + i, VERSION)).collect();
