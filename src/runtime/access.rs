@@ -184,9 +184,10 @@ mod tests {
         assert_eq!(
             table,
             [
-                (Role::Operator, vec![true, false, true, true]),
-                (Role::Auditor, vec![true, true, false, false]),
-                (Role::Admin, vec![true, true, true, true]),
+                // read, reveal, replay, pause, purge
+                (Role::Operator, vec![true, false, true, true, false]),
+                (Role::Auditor, vec![true, true, false, false, false]),
+                (Role::Admin, vec![true, true, true, true, true]),
             ]
         );
     }

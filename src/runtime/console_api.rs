@@ -196,22 +196,26 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         row["oldest_age_secs"] = state.in_flight.oldest_age(&name, now_secs).into();
         row["taken_total"] = taken.into();
     }
-    let destinations =
-        match crate::runtime::ops::destination_list(&state.store, &state.config, Some(&state.breakers))
-            .await {
-            Ok(mut list) => {
-                for d in &mut list {
-                    let id = d["destination"].as_str().unwrap_or_default().to_owned();
-                    let get = |map: &BTreeMap<String, f64>| map.get(&id).copied().unwrap_or(0.0);
-                    d["delivered_total"] = get(&delivered).into();
-                    d["retriable_total"] = get(&retriable).into();
-                    d["permanent_total"] = get(&permanent).into();
-                    d["dead_lettered_total"] = get(&dead).into();
-                }
-                list
+    let destinations = match crate::runtime::ops::destination_list(
+        &state.store,
+        &state.config,
+        Some(&state.breakers),
+    )
+    .await
+    {
+        Ok(mut list) => {
+            for d in &mut list {
+                let id = d["destination"].as_str().unwrap_or_default().to_owned();
+                let get = |map: &BTreeMap<String, f64>| map.get(&id).copied().unwrap_or(0.0);
+                d["delivered_total"] = get(&delivered).into();
+                d["retriable_total"] = get(&retriable).into();
+                d["permanent_total"] = get(&permanent).into();
+                d["dead_lettered_total"] = get(&dead).into();
             }
-            Err(e) => return store_error(e),
-        };
+            list
+        }
+        Err(e) => return store_error(e),
+    };
     let sources: Vec<Value> = state
         .config
         .adapters
