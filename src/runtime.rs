@@ -9,6 +9,8 @@ pub mod app;
 pub mod delivery;
 pub mod http;
 pub mod ingest;
+pub mod lifecycle;
+pub mod lifecycle_api;
 pub mod metrics;
 pub mod ops;
 pub mod sinks;

@@ -15,8 +15,11 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 /// Schema migrations, applied in order; the same text runs on SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("store/0001_init.sql")), (2, include_str!("store/0002_lineage.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("store/0001_init.sql")),
+    (2, include_str!("store/0002_lineage.sql")),
+    (4, include_str!("store/0004_lifecycle.sql")),
+];
 
 /// How many writes one transaction may carry.
 const BATCH_MAX: usize = 1024;
@@ -77,6 +80,8 @@ pub enum Write {
     Replayed(Box<dlq::Replayed>),
     /// A rejected inbound document kept with its bytes for re-ingest after a fix (`dlq`).
     Rejected(Box<dlq::RejectedInput>),
+    /// A list event, a planned retraction or a publicity decision (`lifecycle`).
+    Lifecycle(Box<lifecycle::LifecycleWrite>),
 }
 
 macro_rules! on_pool {
@@ -308,6 +313,7 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
                 Write::DeadLetter(w) => dlq::commit_dead_letter(&mut tx, w).await?,
                 Write::Replayed(w) => dlq::commit_replayed(&mut tx, w).await?,
                 Write::Rejected(w) => dlq::commit_rejected(&mut tx, w).await?,
+                Write::Lifecycle(w) => lifecycle::commit_lifecycle(&mut tx, w).await?,
             }
         }
         tx.commit().await
@@ -317,4 +323,5 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
 pub mod audit;
 pub mod backend;
 pub mod dlq;
+pub mod lifecycle;
 pub mod lineage;

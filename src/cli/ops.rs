@@ -226,8 +226,15 @@ pub(super) fn records(cli: &Cli, command: &RecordsCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let shown: Vec<Value> =
+    let mut shown: Vec<Value> =
         histories.iter().map(|h| ops::present_history(&config.catalog, h, reveal)).collect();
+    for record in &mut shown {
+        let annotated = crate::runtime::lifecycle::annotate(&store, record, jiff::Timestamp::now());
+        if let Err(error) = rt.block_on(annotated) {
+            eprintln!("records: {error}");
+            return ExitCode::from(1);
+        }
+    }
     if cli.output == OutputFormat::Json {
         print_json(&serde_json::json!({ "records": shown }));
     } else if shown.is_empty() {
@@ -302,6 +309,41 @@ fn print_record(record: &Value) {
         }
         println!("{}  {}", text(&latest["record"]["title"]), text(&latest["record_version"]));
         println!("{fields}");
+    }
+    print_lifecycle(&record["lifecycle"]);
+}
+
+/// Publicity decisions and retractions (with each holder's acknowledgement) of a record.
+fn print_lifecycle(lifecycle: &Value) {
+    let empty = Vec::new();
+    for p in lifecycle["publicity"].as_array().unwrap_or(&empty) {
+        let window = if p["publish"].as_bool() == Some(true) {
+            format!("公示 {} – {}", text(&p["min_end"]), text(&p["max_end"]))
+        } else {
+            "不予公示".to_owned()
+        };
+        println!(
+            "publicity {}: {} {} ({})",
+            text(&p["record_version"]),
+            text(&p["tier"]),
+            window,
+            text(&p["rule_version"])
+        );
+    }
+    for r in lifecycle["retractions"].as_array().unwrap_or(&empty) {
+        println!(
+            "retraction {} ({}), due {}:",
+            text(&r["retract_version"]),
+            text(&r["cause"]["cause"]),
+            text(&r["due"])
+        );
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["holder", "acknowledgement", "confirmed at"]);
+        for h in r["holders"].as_array().unwrap_or(&empty) {
+            table.add_row([text(&h["destination"]), text(&h["status"]), text(&h["confirmed_at"])]);
+        }
+        println!("{table}");
     }
 }
 

@@ -52,6 +52,10 @@ pub struct LifecycleSection {
     /// are generated.
     #[serde(default)]
     pub bid_warning: Option<crate::lifecycle::bid_warning::BidWarningConfig>,
+    /// Tests and demos only: lets `POST /v1/lifecycle/clock` move the lifecycle's "now"
+    /// forward, so publicity expiry and deadlines can be shown without waiting.
+    #[serde(default)]
+    pub test_clock: bool,
 }
 
 /// `[runtime]`: which workers this instance runs.

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/destinations/{id}/{action}", post(destination_action))
         .route("/v1/audit", get(audit_list))
         .route("/v1/audit/verify", get(audit_verify))
+        .merge(crate::runtime::lifecycle_api::routes())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -101,10 +102,17 @@ async fn records(
     let limit = params.limit.unwrap_or(50).clamp(1, 500);
     match state.store.search_records(query, limit).await {
         Ok(histories) => {
-            let shown: Vec<_> = histories
+            let mut shown: Vec<_> = histories
                 .iter()
                 .map(|h| ops::present_history(&state.config.catalog, h, params.reveal))
                 .collect();
+            let now = state.clock.now();
+            for record in &mut shown {
+                if let Err(e) = crate::runtime::lifecycle::annotate(&state.store, record, now).await
+                {
+                    return store_error(e);
+                }
+            }
             axum::Json(json!({ "records": shown })).into_response()
         }
         Err(e) => store_error(e),

@@ -53,6 +53,7 @@ pub async fn run(
         inspector: tokio::sync::RwLock::new(None),
         prometheus,
         in_flight: Default::default(),
+        clock: Default::default(),
     });
 
     let ingest_listener = TcpListener::bind(&config.process.http.listen).await?;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     /// Publish timestamps of deliveries being worked on, per consumed queue.
     pub in_flight: InFlight,
+    /// "Now" for lifecycle decisions (movable only with `[lifecycle] test_clock = true`).
+    pub clock: crate::runtime::lifecycle::Clock,
 }
 
 /// Deliveries taken from a queue and not yet settled, with the time each was published.

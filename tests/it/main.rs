@@ -11,5 +11,6 @@ mod alarms;
 mod config_and_fixtures;
 mod end_to_end;
 mod faults;
+mod lifecycle_e2e;
 mod store;
 mod store_e2e;

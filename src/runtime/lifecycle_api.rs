@@ -1,0 +1,168 @@
+//! The lifecycle part of the admin API: the severe-dishonesty list as of an instant, as a
+//! delta since a list version, or as a snapshot; and the test clock.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::lifecycle::dishonest_list::Entry;
+use crate::runtime::http::authorized;
+use crate::runtime::state::AppState;
+
+/// The routes, merged into the admin router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/lists/dishonest", get(dishonest_list))
+        .route("/v1/lifecycle/clock", get(clock_show).post(clock_set))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ListParams {
+    as_of: Option<String>,
+    since_version: Option<u64>,
+    /// With `as_of`: what the list said at this list version (an audit of a past answer).
+    known_version: Option<u64>,
+    #[serde(default)]
+    reveal: bool,
+}
+
+/// ID numbers of listed natural persons are masked unless `reveal` is asked.
+fn shown(entries: Vec<Entry>, reveal: bool) -> Vec<Value> {
+    entries
+        .into_iter()
+        .map(|mut e| {
+            if !reveal && let Some(id) = &e.data.subject.id_no {
+                e.data.subject.id_no = Some(crate::domain::ids::mask_id(id));
+            }
+            let effective_from = crate::pipeline::rfc3339_shanghai(e.data.effective_from());
+            let effective_to = e.data.effective_to().map(crate::pipeline::rfc3339_shanghai);
+            let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
+            v["effective_from"] = effective_from.into();
+            v["effective_to"] = effective_to.map_or(Value::Null, Value::from);
+            v
+        })
+        .collect()
+}
+
+async fn dishonest_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    let list = match state.store.dishonest_list().await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "Dishonest list: store error.");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+    };
+    if let Some(since) = params.since_version {
+        return match list.delta(since) {
+            Ok(delta) => {
+                let changes: Vec<Value> = delta
+                    .changes
+                    .into_iter()
+                    .map(|c| {
+                        let (from, to) = c.data.as_ref().map_or((None, None), |d| {
+                            (
+                                Some(crate::pipeline::rfc3339_shanghai(d.effective_from())),
+                                d.effective_to().map(crate::pipeline::rfc3339_shanghai),
+                            )
+                        });
+                        let mut data = c.data;
+                        if !params.reveal
+                            && let Some(d) = data.as_mut()
+                            && let Some(id) = &d.subject.id_no
+                        {
+                            d.subject.id_no = Some(crate::domain::ids::mask_id(id));
+                        }
+                        json!({
+                            "blacklist_id": c.blacklist_id,
+                            "record_version": c.record_version,
+                            "list_version": c.list_version,
+                            "change": if data.is_some() { "upsert" } else { "retract" },
+                            "effective_from": from,
+                            "effective_to": to,
+                            "data": data,
+                        })
+                    })
+                    .collect();
+                axum::Json(json!({
+                    "since": delta.since,
+                    "list_version": delta.list_version,
+                    "changes": changes,
+                }))
+                .into_response()
+            }
+            Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
+        };
+    }
+    if let Some(text) = params.as_of {
+        let Ok(at) = text.parse::<jiff::Timestamp>() else {
+            return error(StatusCode::BAD_REQUEST, "as_of must be an RFC 3339 timestamp");
+        };
+        let entries = match params.known_version {
+            Some(v) => list.as_of_known(at, v),
+            None => list.as_of(at),
+        };
+        return axum::Json(json!({
+            "as_of": crate::pipeline::rfc3339_shanghai(at),
+            "list_version": params.known_version.unwrap_or(list.version()).min(list.version()),
+            "entries": shown(entries, params.reveal),
+        }))
+        .into_response();
+    }
+    let snapshot = list.snapshot();
+    axum::Json(json!({
+        "snapshot": true,
+        "list_version": snapshot.list_version,
+        "entries": shown(snapshot.entries, params.reveal),
+    }))
+    .into_response()
+}
+
+async fn clock_show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    axum::Json(json!({ "now": crate::pipeline::rfc3339_shanghai(state.clock.now()) }))
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ClockBody {
+    now: String,
+}
+
+/// Moves the lifecycle clock forward (test configurations only).
+async fn clock_set(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<ClockBody>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    if !state.config.process.lifecycle.test_clock {
+        return error(StatusCode::FORBIDDEN, "the clock can only be moved with [lifecycle] test_clock = true");
+    }
+    let Ok(to) = body.now.parse::<jiff::Timestamp>() else {
+        return error(StatusCode::BAD_REQUEST, "now must be an RFC 3339 timestamp");
+    };
+    state.clock.set(to);
+    axum::Json(json!({ "now": crate::pipeline::rfc3339_shanghai(state.clock.now()) }))
+        .into_response()
+}
