@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod lifecycle;
 pub mod lifecycle_api;
+pub mod lifecycle_timer;
 pub mod metrics;
 pub mod ops;
 pub mod sinks;

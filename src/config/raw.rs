@@ -41,7 +41,7 @@ pub struct ProcessFile {
 }
 
 /// `[lifecycle]`: deadline status thresholds and objection handling (issue 6).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleSection {
     #[serde(default)]
@@ -56,6 +56,25 @@ pub struct LifecycleSection {
     /// forward, so publicity expiry and deadlines can be shown without waiting.
     #[serde(default)]
     pub test_clock: bool,
+    /// Seconds between ticks of the lifecycle timers (publicity expiry); default 60.
+    #[serde(default = "default_timer_interval")]
+    pub timer_interval_secs: u64,
+}
+
+fn default_timer_interval() -> u64 {
+    60
+}
+
+impl Default for LifecycleSection {
+    fn default() -> Self {
+        LifecycleSection {
+            at_risk: Default::default(),
+            dispute: Default::default(),
+            bid_warning: None,
+            test_clock: false,
+            timer_interval_secs: default_timer_interval(),
+        }
+    }
 }
 
 /// `[runtime]`: which workers this instance runs.

@@ -372,17 +372,29 @@ fn retraction_for(
             holder.queued_version = Some(routed);
         }
     }
-    // Holders that only ever had the retraction itself (a revocation routed now) keep theirs.
     let holders: Vec<Holder> = holders.into_values().collect();
+    plan_at_holders(config, &target_key, &latest, cause, &holders, step);
+}
+
+/// Plans a retraction of `latest` at `holders` and renders each holder's retract copy into
+/// `step`; problems become notes.
+fn plan_at_holders(
+    config: &CompiledConfig,
+    target_key: &str,
+    latest: &CanonicalRecord,
+    cause: RetractionCause,
+    holders: &[Holder],
+    step: &mut Step,
+) {
     if holders.is_empty() {
         step.notes.push(format!("{target_key}: no destination ever received it; nothing to retract"));
         return;
     }
     let plan = match retraction::plan(
-        &target_key,
-        &latest,
+        target_key,
+        latest,
         &cause,
-        &holders,
+        holders,
         &config.lifecycle.deadlines,
         &config.calendar,
     ) {
@@ -416,6 +428,35 @@ fn retraction_for(
         step.generated.push(Generated { record, copies, kind: "retraction" });
     }
     step.retractions.push(PlannedRetraction { cause: plan.cause, tracker: plan.tracker });
+}
+
+/// The stop-publicity retraction of a failed-information record whose maximum publicity
+/// period ended on `stop_on - 1` (the publicity timer calls this with the store's view of the
+/// record and its holders).
+pub fn publicity_ended(
+    config: &CompiledConfig,
+    latest: &CanonicalRecord,
+    holders: &[HolderRow],
+    stop_on: jiff::civil::Date,
+) -> Step {
+    let mut step = Step::default();
+    let cause = RetractionCause {
+        kind: CauseKind::PublicityEnded,
+        basis_record_key: latest.record_key().to_owned(),
+        basis_record_version: latest.record_version().to_owned(),
+        decided_on: stop_on,
+    };
+    let holders: Vec<Holder> = holders
+        .iter()
+        .map(|h| Holder {
+            destination: h.destination.clone(),
+            audience: audience_of(config, &h.destination),
+            delivered_version: h.delivered_version.clone(),
+            queued_version: Some(h.routed_version.clone()),
+        })
+        .collect();
+    plan_at_holders(config, latest.record_key(), latest, cause, &holders, &mut step);
+    step
 }
 
 /// Bid-time credit warnings for an accepted bid.

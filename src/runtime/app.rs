@@ -163,6 +163,10 @@ async fn serve_connection(
             });
         }
     }
+    if run_ingest {
+        // Singleton across instances through its store lease.
+        tracker.spawn(crate::runtime::lifecycle_timer::run(state.clone(), session.clone()));
+    }
     tracker.close();
 
     // Watch the connection: blocked/unblocked (resource alarms) and errors.

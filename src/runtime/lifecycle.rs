@@ -95,7 +95,9 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
     for g in &step.generated {
         let record = &g.record;
         out.push(Write::Lineage(Box::new(RecordLineage {
-            message_id: record.get_str("message_id").to_owned(),
+            // Several retractions of one record share the envelope's message id; the version
+            // keeps their lineage rows apart.
+            message_id: format!("{}@{}", record.get_str("message_id"), record.record_version()),
             record_index: 0,
             record_key: record.record_key().to_owned(),
             record_version: record.record_version().to_owned(),
@@ -131,6 +133,11 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             cause: r.cause.clone(),
             tracker: r.tracker.clone(),
             planned_at: at.to_owned(),
+        })));
+        // A retracted record's publicity has ended: the publicity timer has nothing left to do.
+        out.push(Write::Lifecycle(Box::new(LifecycleWrite::PublicityStopped {
+            record_key: r.tracker.target_record_key.clone(),
+            stopped_at: at.to_owned(),
         })));
     }
     for p in &step.publicity {

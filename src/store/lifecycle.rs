@@ -25,6 +25,8 @@ pub enum LifecycleWrite {
     Retraction { cause: RetractionCause, tracker: AckTracker, planned_at: String },
     /// The publicity decision of a failed-information record version.
     Publicity(PublicityRow),
+    /// The publicity timer emitted the stop-publicity retraction of a record.
+    PublicityStopped { record_key: String, stopped_at: String },
 }
 
 impl std::fmt::Debug for LifecycleWrite {
@@ -41,6 +43,9 @@ impl std::fmt::Debug for LifecycleWrite {
             ),
             LifecycleWrite::Publicity(row) => {
                 write!(f, "Publicity({} @ {})", row.record_key, row.record_version)
+            }
+            LifecycleWrite::PublicityStopped { record_key, .. } => {
+                write!(f, "PublicityStopped({record_key})")
             }
         }
     }
@@ -77,6 +82,14 @@ pub(super) async fn commit_lifecycle<T: Tx>(
                     .bind(&tracker.target_record_key).bind(&tracker.retract_version)
                     .bind(&cause.basis_record_key).bind(cause_json).bind(tracker.due.to_string())
                     .bind(holders).bind(planned_at)
+                    .execute(&mut *c).await?;
+                Ok(())
+            })
+        }
+        LifecycleWrite::PublicityStopped { record_key, stopped_at } => {
+            on_conn!(tx.conn(), c => {
+                sqlx::query("UPDATE publicity SET stopped_at = $1 WHERE record_key = $2 AND stopped_at = ''")
+                    .bind(stopped_at).bind(record_key)
                     .execute(&mut *c).await?;
                 Ok(())
             })
@@ -305,6 +318,22 @@ impl Store {
                 decision: serde_json::from_str(&r.7).unwrap_or(serde_json::Value::Null),
             })
             .collect())
+    }
+
+    /// Record keys whose newest publicised version's maximum publicity ended before `today`
+    /// (YYYY-MM-DD) and whose stop was not yet emitted, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn publicity_due(
+        &self,
+        today: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = "SELECT record_key, MAX(max_end) FROM publicity WHERE publish = 1 AND stopped_at = '' AND max_end < $1 GROUP BY record_key ORDER BY MAX(max_end), record_key LIMIT $2";
+        let rows: Vec<(String, String)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(today).bind(limit).fetch_all(p).await?);
+        Ok(rows)
     }
 
     /// Takes or renews the lease `name` for `owner` until `until` if it is free, expired or

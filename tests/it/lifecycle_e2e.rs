@@ -103,7 +103,7 @@ fn lifecycle_sections() -> String {
     let shipped =
         std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
     let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
-    format!("\n[lifecycle]\ntest_clock = true\n\n{}", &shipped[start..])
+    format!("\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\n\n{}", &shipped[start..])
 }
 
 fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
@@ -297,6 +297,45 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         admin_ref.retractions(key13).await.first().is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
     })
     .await;
+
+    // --- 4. Publicity at runtime -------------------------------------------------------
+    // A 一般 penalty decided 2025-12-20 (527号: publicity up to one year, to 2026-12-20); the
+    // clock already stands at 2026-12-31, so the timer stops its publicity at once.
+    let mut old_penalty: Value = serde_json::from_slice(&support::penalty(14)).unwrap();
+    old_penalty["CF_JDRQ"] = "2025-12-20".into();
+    old_penalty["CF_YXQ"] = "2026-12-20".into();
+    publish("wh-ggzy", "penalty", "lc-penalty-3", serde_json::to_vec(&old_penalty).unwrap()).await;
+    let key14 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕14号";
+    support::eventually(Duration::from_secs(60), "publicity stopped by the timer", || async move {
+        admin_ref.retractions(key14).await.first().is_some_and(|r| {
+            r["cause"]["cause"] == "publicity_ended" && holder_status(r, "hb-credit") == "confirmed"
+        })
+    })
+    .await;
+    let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key14))).await;
+    let publicity = &shown["records"][0]["lifecycle"]["publicity"][0];
+    assert_eq!(publicity["tier"], "一般", "{publicity}");
+    assert_eq!(publicity["rule_version"], "ndrc-527-2019", "{publicity}");
+    assert_eq!(publicity["max_end"], "2026-12-20", "{publicity}");
+    assert!(publicity["stopped_at"].as_str().is_some_and(|s| !s.is_empty()), "{publicity}");
+    // A 轻微 penalty (a warning only) is not forwarded to the credit platform.
+    let mut minor: Value = serde_json::from_slice(&support::penalty(15)).unwrap();
+    minor["CF_CFLB"] = "警告".into();
+    minor["CF_NR"] = "警告".into();
+    minor.as_object_mut().unwrap().remove("CF_NR_FK");
+    publish("wh-ggzy", "penalty", "lc-penalty-minor", serde_json::to_vec(&minor).unwrap()).await;
+    let key15 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕15号";
+    support::eventually(Duration::from_secs(60), "minor penalty stored", || async move {
+        let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+        body["records"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+    let record = &shown["records"][0];
+    assert_eq!(record["lifecycle"]["publicity"][0]["publish"], false, "{record}");
+    assert_eq!(record["lifecycle"]["publicity"][0]["tier"], "轻微", "{record}");
+    assert!(record["versions"][0]["copies"].as_array().unwrap().is_empty(), "{record}");
+    assert_eq!(record["versions"][0]["receipt_status"], "accepted_with_warnings", "{record}");
 
     stop.cancel();
     assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
