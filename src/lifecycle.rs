@@ -21,6 +21,7 @@ pub mod deadlines;
 pub mod dishonest_list;
 pub mod dispute;
 pub mod hook;
+pub mod obligations;
 pub mod publicity;
 pub mod retraction;
 

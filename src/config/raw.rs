@@ -59,6 +59,10 @@ pub struct LifecycleSection {
     /// Seconds between ticks of the lifecycle timers (publicity expiry); default 60.
     #[serde(default = "default_timer_interval")]
     pub timer_interval_secs: u64,
+    /// Optional webhook (HTTP POST, JSON) told of every reporting obligation that becomes
+    /// at-risk or breached (they are always logged).
+    #[serde(default)]
+    pub deadline_webhook: Option<String>,
 }
 
 fn default_timer_interval() -> u64 {
@@ -73,6 +77,7 @@ impl Default for LifecycleSection {
             bid_warning: None,
             test_clock: false,
             timer_interval_secs: default_timer_interval(),
+            deadline_webhook: None,
         }
     }
 }

@@ -188,13 +188,15 @@ impl Clock {
 }
 
 /// Adds the lifecycle state of a presented record history (`/v1/records`, `records show`):
-/// publicity decisions of its versions and its retractions with each holder's
-/// acknowledgement (confirmed / pending / overdue) as of `now`.
+/// publicity decisions of its versions, the reporting deadlines of its copies (due / at-risk /
+/// met / breached) and its retractions with each holder's acknowledgement (confirmed /
+/// pending / overdue), all as of `now`.
 ///
 /// # Errors
 ///
 /// A store query failed.
 pub async fn annotate(
+    config: &crate::config::CompiledConfig,
     store: &crate::store::Store,
     record: &mut Value,
     now: jiff::Timestamp,
@@ -204,13 +206,55 @@ pub async fn annotate(
     };
     let retractions = store.retractions(&key, now).await?;
     let publicity = store.publicity(&key).await?;
-    if retractions.is_empty() && publicity.is_empty() {
+    let deadlines: Vec<Value> = obligations(config, store.copy_deliveries(Some(&key), "").await?, now)
+        .iter()
+        .map(obligation_json)
+        .collect();
+    if retractions.is_empty() && publicity.is_empty() && deadlines.is_empty() {
         return Ok(());
     }
     record["lifecycle"] = serde_json::json!({
         "as_of": crate::pipeline::rfc3339_shanghai(now),
         "publicity": publicity,
+        "deadlines": deadlines,
         "retractions": retractions,
     });
     Ok(())
+}
+
+/// The obligations of stored copies (`Store::copy_deliveries` rows) at `now`.
+pub fn obligations(
+    config: &crate::config::CompiledConfig,
+    rows: Vec<(String, String, Option<String>)>,
+    now: jiff::Timestamp,
+) -> Vec<crate::lifecycle::obligations::Obligation> {
+    rows.into_iter()
+        .filter_map(|(canonical, destination, delivered)| {
+            let flat: Value = serde_json::from_str(&canonical).ok()?;
+            let record = split_canonical(&config.catalog, &flat)?;
+            let delivered = delivered.and_then(|at| at.parse::<jiff::Timestamp>().ok());
+            Some(crate::lifecycle::obligations::of_copy(config, &record, &destination, delivered, now))
+        })
+        .flatten()
+        .collect()
+}
+
+/// An obligation as operators see it.
+pub fn obligation_json(o: &crate::lifecycle::obligations::Obligation) -> Value {
+    let mut v = serde_json::json!({
+        "record_version": o.record_version,
+        "destination": o.destination,
+        "rule": o.rule,
+        "status": o.status(),
+    });
+    match &o.assessment {
+        Ok(a) => {
+            v["start"] = a.start.to_string().into();
+            v["due"] = a.due.to_string().into();
+            v["working_days_left"] = a.working_days_left.map_or(Value::Null, Value::from);
+            v["delivered_on"] = a.delivered_on.map_or(Value::Null, |d| d.to_string().into());
+        }
+        Err(e) => v["error"] = e.clone().into(),
+    }
+    v
 }

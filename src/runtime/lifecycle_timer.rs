@@ -25,10 +25,11 @@ const LEASE: &str = "publicity-expiry";
 /// Records handled per tick (the rest wait for the next one).
 const PER_TICK: i64 = 100;
 
-/// Runs the timer until the session ends.
+/// Runs the timers until the session ends.
 pub async fn run(state: Arc<AppState>, session: CancellationToken) {
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let every = Duration::from_secs(state.config.process.lifecycle.timer_interval_secs.max(1));
+    let mut clock = DeadlineClock::default();
     loop {
         tokio::select! {
             _ = session.cancelled() => return,
@@ -39,6 +40,74 @@ pub async fn run(state: Arc<AppState>, session: CancellationToken) {
             Ok(n) => info!(records = n, "Publicity ended; stop-publicity retractions emitted."),
             Err(error) => warn!(%error, "Publicity timer tick failed; retrying next tick."),
         }
+        if let Err(error) = clock.tick(&state).await {
+            warn!(%error, "Deadline clock tick failed; retrying next tick.");
+        }
+    }
+}
+
+/// How far back the deadline clock looks for open obligations (longer deadlines than this
+/// are not configured).
+const DEADLINE_HORIZON_DAYS: i64 = 120;
+
+/// The deadline clock: counts reporting obligations by source organisation and status
+/// (`credgate_deadline_obligations`) and raises an alert (log, optional webhook) once per
+/// obligation that becomes at-risk or breached. Every instance exports its own gauge.
+#[derive(Debug, Default)]
+struct DeadlineClock {
+    /// Label pairs set last time, so a combination that disappeared is set back to 0.
+    exported: std::collections::BTreeSet<(String, String)>,
+    /// Obligations already alerted in their current status.
+    alerted: std::collections::HashSet<String>,
+}
+
+impl DeadlineClock {
+    async fn tick(&mut self, state: &AppState) -> Result<(), String> {
+        let now = state.clock.now();
+        let since = now
+            .checked_sub(jiff::SignedDuration::from_hours(24 * DEADLINE_HORIZON_DAYS))
+            .unwrap_or(now);
+        let rows = state
+            .store
+            .copy_deliveries(None, &crate::pipeline::rfc3339_shanghai(since))
+            .await
+            .map_err(|e| e.to_string())?;
+        let obligations = crate::runtime::lifecycle::obligations(&state.config, rows, now);
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for o in &obligations {
+            *counts.entry((o.source_org.clone(), o.status().to_owned())).or_default() += 1;
+            if matches!(o.status(), "at_risk" | "breached" | "error") {
+                let id = format!("{}|{}|{}|{}|{}", o.record_key, o.record_version, o.destination, o.rule, o.status());
+                if self.alerted.insert(id) {
+                    let detail = crate::runtime::lifecycle::obligation_json(o);
+                    warn!(record_key = o.record_key, source_org = o.source_org, status = o.status(), obligation = %detail, "Reporting deadline alert.");
+                    if let Some(url) = &state.config.process.lifecycle.deadline_webhook {
+                        let mut body = detail;
+                        body["record_key"] = o.record_key.clone().into();
+                        body["source_org"] = o.source_org.clone().into();
+                        let sent = reqwest::Client::new()
+                            .post(url)
+                            .timeout(Duration::from_secs(5))
+                            .json(&body)
+                            .send()
+                            .await;
+                        if let Err(error) = sent {
+                            warn!(%error, "Deadline webhook failed.");
+                        }
+                    }
+                }
+            }
+        }
+        for key in std::mem::take(&mut self.exported) {
+            if !counts.contains_key(&key) {
+                metrics::gauge!(crate::runtime::metrics::DEADLINE_OBLIGATIONS, "source_org" => key.0.clone(), "status" => key.1.clone()).set(0.0);
+            }
+        }
+        for ((org, status), n) in counts {
+            metrics::gauge!(crate::runtime::metrics::DEADLINE_OBLIGATIONS, "source_org" => org.clone(), "status" => status.clone()).set(n as f64);
+            self.exported.insert((org, status));
+        }
+        Ok(())
     }
 }
 

@@ -336,6 +336,32 @@ impl Store {
         Ok(rows)
     }
 
+    /// Routed copies with their record (flat canonical JSON) and the first time the
+    /// destination accepted them: of one record key, or (`key = None`) of the 双公示 items
+    /// received since `since`. What deadline obligations are assessed on.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn copy_deliveries(
+        &self,
+        key: Option<&str>,
+        since: &str,
+    ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM routed_copies rc JOIN record_versions rv ON rv.message_id = rc.message_id AND rv.record_index = rc.record_index";
+        let rows: Vec<(String, String, Option<String>)> = match key {
+            Some(key) => {
+                let sql = format!("{select} WHERE rc.record_key = $1 ORDER BY rv.record_version, rc.destination");
+                on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_all(p).await?)
+            }
+            None => {
+                let sql = format!("{select} WHERE rv.received_at >= $1 AND rv.catalog_item IN ('admin_penalty', 'admin_license') AND rv.operation = 'upsert'");
+                on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(since).fetch_all(p).await?)
+            }
+        };
+        Ok(rows)
+    }
+
     /// Takes or renews the lease `name` for `owner` until `until` if it is free, expired or
     /// already `owner`'s; true when `owner` holds it afterwards. Two instances asking at once
     /// cannot both get it: the conditional upsert is one statement on one row.

@@ -99,11 +99,14 @@ fn repair(on: &str) -> Vec<u8> {
 }
 
 /// The shipped configuration's lifecycle sections, and the movable clock.
-fn lifecycle_sections() -> String {
+fn lifecycle_sections(webhook: &str) -> String {
     let shipped =
         std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
     let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
-    format!("\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\n\n{}", &shipped[start..])
+    format!(
+        "\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\ndeadline_webhook = \"{webhook}\"\n\n{}",
+        &shipped[start..]
+    )
 }
 
 fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
@@ -125,6 +128,8 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     .unwrap();
     let regulator =
         MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone()).await.unwrap();
+    let webhook =
+        MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone()).await.unwrap();
     let endpoints = BTreeMap::from([
         ("hb-credit", format!("http://{}/api/credit/push", credit.addr)),
         ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
@@ -132,7 +137,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
     let process = config.path().join("credgate.toml");
     let mut text = std::fs::read_to_string(&process).unwrap();
-    text.push_str(&lifecycle_sections());
+    text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
     std::fs::write(&process, text).unwrap();
     let mut gateway = Gateway::spawn(&config);
     let admin = Admin {
@@ -194,6 +199,42 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         retraction["retract_version"].as_str().unwrap().contains("~retract:credit_repair:"),
         "{retraction}"
     );
+
+    // --- 5. Working-day deadlines of the copy: 双公示 from the decision (2026-09-28) was
+    // breached long ago; province → credit platform from today's receipt was met.
+    let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(PENALTY_KEY))).await;
+    let deadlines = shown["records"][0]["lifecycle"]["deadlines"].as_array().unwrap().clone();
+    let status_of = |rule: &str| {
+        deadlines
+            .iter()
+            .find(|d| d["rule"] == rule && d["destination"] == "hb-credit")
+            .map(|d| d["status"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(status_of("double_publicity"), "breached", "{deadlines:?}");
+    assert_eq!(status_of("province_to_credit_platform"), "met", "{deadlines:?}");
+    let webhook_ref = &webhook;
+    support::eventually(Duration::from_secs(30), "deadline alert webhook", || async move {
+        webhook_ref.requests().iter().any(|r| {
+            serde_json::from_slice::<Value>(&r.body)
+                .is_ok_and(|b| b["status"] == "breached" && b["record_key"] == PENALTY_KEY)
+        })
+    })
+    .await;
+    support::eventually(Duration::from_secs(30), "deadline metric", || async move {
+        let text = reqwest::get(format!("{}/metrics", admin_ref.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().any(|l| {
+            l.starts_with("credgate_deadline_obligations")
+                && l.contains("source_org=\"11420000MB0P1Q2R33\"")
+                && l.contains("status=\"breached\"")
+        })
+    })
+    .await;
 
     // --- 2. Versioned severe-dishonesty list -------------------------------------------
     publish("hb-credit", "blacklist", "lc-listing", fixture("hb-credit", "blacklist-listing-ok", "input.json")).await;
