@@ -229,7 +229,8 @@ pub(super) fn records(cli: &Cli, command: &RecordsCommand) -> ExitCode {
     let mut shown: Vec<Value> =
         histories.iter().map(|h| ops::present_history(&config.catalog, h, reveal)).collect();
     for record in &mut shown {
-        let annotated = crate::runtime::lifecycle::annotate(&config, &store, record, jiff::Timestamp::now());
+        let annotated =
+            crate::runtime::lifecycle::annotate(&config, &store, record, jiff::Timestamp::now());
         if let Err(error) = rt.block_on(annotated) {
             eprintln!("records: {error}");
             return ExitCode::from(1);

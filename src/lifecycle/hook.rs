@@ -105,6 +105,10 @@ pub struct Step {
     pub notes: Vec<String>,
 }
 
+/// Records of the batch so far by key: the newest record and (destination, version) of every
+/// copy routed in the batch.
+type InBatch = BTreeMap<String, (CanonicalRecord, Vec<(String, String)>)>;
+
 fn accepted(processed: &Processed) -> impl Iterator<Item = &CanonicalRecord> {
     processed
         .records
@@ -176,19 +180,20 @@ fn audience_of(config: &CompiledConfig, destination: &str) -> Audience {
 ///
 /// Records earlier in the batch count as known: a repair right behind its target in the same
 /// batch still finds it (its copies as queued holders).
-pub fn after_accept(config: &CompiledConfig, docs: &mut [&mut Processed], known: &Known) -> Vec<Step> {
+pub fn after_accept(
+    config: &CompiledConfig,
+    docs: &mut [&mut Processed],
+    known: &Known,
+) -> Vec<Step> {
     let mut list = known.list.clone();
     // Record key → (latest record, destinations routed in this batch with the version).
-    let mut in_batch: BTreeMap<String, (CanonicalRecord, Vec<(String, String)>)> = BTreeMap::new();
+    let mut in_batch: InBatch = BTreeMap::new();
     let mut steps = Vec::with_capacity(docs.len());
     for processed in docs.iter_mut() {
         let mut step = Step::default();
         publicity(config, processed, &mut step);
-        for record in processed
-            .records
-            .iter()
-            .filter(|r| r.status != RecordStatus::Rejected)
-        {
+        list_change(config, processed);
+        for record in processed.records.iter().filter(|r| r.status != RecordStatus::Rejected) {
             let Some(canonical) = &record.record else { continue };
             let entry = in_batch
                 .entry(canonical.record_key().to_owned())
@@ -214,10 +219,9 @@ pub fn after_accept(config: &CompiledConfig, docs: &mut [&mut Processed], known:
                         list.apply(event.clone());
                         step.list_events.push((canonical.record_key().to_owned(), event));
                     }
-                    Err(e) => step.notes.push(format!(
-                        "{}: not a list event: {e}",
-                        canonical.record_key()
-                    )),
+                    Err(e) => step
+                        .notes
+                        .push(format!("{}: not a list event: {e}", canonical.record_key())),
                 }
             }
             retraction_for(config, canonical, known, &in_batch, &mut step);
@@ -241,15 +245,18 @@ fn publicity(config: &CompiledConfig, processed: &mut Processed, step: &mut Step
         {
             continue;
         }
-        let decision =
-            match config.lifecycle.publicity.decide(&config.calendar, item, &canonical.fields, None)
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    step.notes.push(format!("{}: no publicity decision: {e}", canonical.record_key()));
-                    continue;
-                }
-            };
+        let decision = match config.lifecycle.publicity.decide(
+            &config.calendar,
+            item,
+            &canonical.fields,
+            None,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                step.notes.push(format!("{}: no publicity decision: {e}", canonical.record_key()));
+                continue;
+            }
+        };
         if matches!(decision, PublicityDecision::DoNotPublish { .. }) {
             let before = record.copies.len();
             record.copies.retain(|c| !publishes(config, &c.destination));
@@ -289,12 +296,60 @@ fn publicity(config: &CompiledConfig, processed: &mut Processed, step: &mut Step
     }
 }
 
+/// List entries travel as list changes: their copies carry `list_change` with the entry's
+/// effective period (from 00:00 of the listing day; to the end of the restriction, the
+/// removal, or the listing itself when revoked), so a trading platform applies them as a
+/// delta without re-deriving the period from the fields.
+fn list_change(config: &CompiledConfig, processed: &mut Processed) {
+    for record in processed.records.iter_mut().filter(|r| r.status != RecordStatus::Rejected) {
+        let Some(canonical) = record.record.as_mut() else { continue };
+        if canonical.get_str("catalog_item") != "dishonest_list_entry" {
+            continue;
+        }
+        let Ok(event) = ListEvent::from_record(
+            canonical.record_version(),
+            canonical.get_str("operation"),
+            &canonical.fields,
+        ) else {
+            continue;
+        };
+        let Some(entry) = event.entry else { continue };
+        let mut change = serde_json::Map::new();
+        change.insert(
+            "effective_from".into(),
+            pipeline::rfc3339_shanghai(entry.effective_from()).into(),
+        );
+        change.insert(
+            "effective_to".into(),
+            entry
+                .effective_to()
+                .map_or(serde_json::Value::Null, |t| pipeline::rfc3339_shanghai(t).into()),
+        );
+        canonical.envelope.insert("list_change".into(), serde_json::Value::Object(change));
+        let Some(item) = config.catalog.latest("dishonest_list_entry") else { continue };
+        let canonical = &*canonical;
+        record.copies = record
+            .copies
+            .iter()
+            .filter_map(|c| {
+                pipeline::encode_copy(
+                    config,
+                    item,
+                    canonical,
+                    &c.destination,
+                    c.idempotency_key.clone(),
+                )
+            })
+            .collect();
+    }
+}
+
 /// Plans the retraction a record causes, if any.
 fn retraction_for(
     config: &CompiledConfig,
     record: &CanonicalRecord,
     known: &Known,
-    in_batch: &BTreeMap<String, (CanonicalRecord, Vec<(String, String)>)>,
+    in_batch: &InBatch,
     step: &mut Step,
 ) {
     let Some(target_key) = target_of(record) else { return };
@@ -387,7 +442,8 @@ fn plan_at_holders(
     step: &mut Step,
 ) {
     if holders.is_empty() {
-        step.notes.push(format!("{target_key}: no destination ever received it; nothing to retract"));
+        step.notes
+            .push(format!("{target_key}: no destination ever received it; nothing to retract"));
         return;
     }
     let plan = match retraction::plan(
@@ -415,7 +471,13 @@ fn plan_at_holders(
         .operations
         .iter()
         .filter_map(|op| {
-            pipeline::encode_copy(config, item, &op.record, &op.destination, op.idempotency_key.clone())
+            pipeline::encode_copy(
+                config,
+                item,
+                &op.record,
+                &op.destination,
+                op.idempotency_key.clone(),
+            )
         })
         .collect();
     if let Some(first) = plan.operations.first() {

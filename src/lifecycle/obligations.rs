@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::config::CompiledConfig;
 use crate::config::raw::Audience;
 use crate::domain::calendar::DeadlineStatus;
-use crate::lifecycle::deadlines::{self, Assessment, DOUBLE_PUBLICITY, PROVINCE_TO_CREDIT_PLATFORM};
+use crate::lifecycle::deadlines::{
+    self, Assessment, DOUBLE_PUBLICITY, PROVINCE_TO_CREDIT_PLATFORM,
+};
 use crate::pipeline::CanonicalRecord;
 
 /// Items whose copies to government destinations carry reporting deadlines.

@@ -108,7 +108,9 @@ async fn records(
                 .collect();
             let now = state.clock.now();
             for record in &mut shown {
-                if let Err(e) = crate::runtime::lifecycle::annotate(&state.config, &state.store, record, now).await
+                if let Err(e) =
+                    crate::runtime::lifecycle::annotate(&state.config, &state.store, record, now)
+                        .await
                 {
                     return store_error(e);
                 }

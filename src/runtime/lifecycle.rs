@@ -206,10 +206,11 @@ pub async fn annotate(
     };
     let retractions = store.retractions(&key, now).await?;
     let publicity = store.publicity(&key).await?;
-    let deadlines: Vec<Value> = obligations(config, store.copy_deliveries(Some(&key), "").await?, now)
-        .iter()
-        .map(obligation_json)
-        .collect();
+    let deadlines: Vec<Value> =
+        obligations(config, store.copy_deliveries(Some(&key), "").await?, now)
+            .iter()
+            .map(obligation_json)
+            .collect();
     if retractions.is_empty() && publicity.is_empty() && deadlines.is_empty() {
         return Ok(());
     }
@@ -233,7 +234,13 @@ pub fn obligations(
             let flat: Value = serde_json::from_str(&canonical).ok()?;
             let record = split_canonical(&config.catalog, &flat)?;
             let delivered = delivered.and_then(|at| at.parse::<jiff::Timestamp>().ok());
-            Some(crate::lifecycle::obligations::of_copy(config, &record, &destination, delivered, now))
+            Some(crate::lifecycle::obligations::of_copy(
+                config,
+                &record,
+                &destination,
+                delivered,
+                now,
+            ))
         })
         .flatten()
         .collect()

@@ -157,7 +157,10 @@ async fn clock_set(
         return error(StatusCode::UNAUTHORIZED, "admin token required");
     }
     if !state.config.process.lifecycle.test_clock {
-        return error(StatusCode::FORBIDDEN, "the clock can only be moved with [lifecycle] test_clock = true");
+        return error(
+            StatusCode::FORBIDDEN,
+            "the clock can only be moved with [lifecycle] test_clock = true",
+        );
     }
     let Ok(to) = body.now.parse::<jiff::Timestamp>() else {
         return error(StatusCode::BAD_REQUEST, "now must be an RFC 3339 timestamp");

@@ -77,7 +77,14 @@ impl DeadlineClock {
         for o in &obligations {
             *counts.entry((o.source_org.clone(), o.status().to_owned())).or_default() += 1;
             if matches!(o.status(), "at_risk" | "breached" | "error") {
-                let id = format!("{}|{}|{}|{}|{}", o.record_key, o.record_version, o.destination, o.rule, o.status());
+                let id = format!(
+                    "{}|{}|{}|{}|{}",
+                    o.record_key,
+                    o.record_version,
+                    o.destination,
+                    o.rule,
+                    o.status()
+                );
                 if self.alerted.insert(id) {
                     let detail = crate::runtime::lifecycle::obligation_json(o);
                     warn!(record_key = o.record_key, source_org = o.source_org, status = o.status(), obligation = %detail, "Reporting deadline alert.");
@@ -119,11 +126,17 @@ impl DeadlineClock {
 /// A store or broker failure (nothing is marked stopped unless its copies were confirmed).
 pub async fn tick(state: &AppState, owner: &str, every: Duration) -> Result<usize, String> {
     let wall = jiff::Timestamp::now();
-    let hold = jiff::SignedDuration::try_from(every * 3).unwrap_or(jiff::SignedDuration::from_secs(180));
+    let hold =
+        jiff::SignedDuration::try_from(every * 3).unwrap_or(jiff::SignedDuration::from_secs(180));
     let until = wall.checked_add(hold).unwrap_or(wall);
     let held = state
         .store
-        .take_lease(LEASE, owner, &crate::pipeline::rfc3339_shanghai(wall), &crate::pipeline::rfc3339_shanghai(until))
+        .take_lease(
+            LEASE,
+            owner,
+            &crate::pipeline::rfc3339_shanghai(wall),
+            &crate::pipeline::rfc3339_shanghai(until),
+        )
         .await
         .map_err(|e| e.to_string())?;
     if !held {
@@ -131,7 +144,8 @@ pub async fn tick(state: &AppState, owner: &str, every: Duration) -> Result<usiz
     }
     let now = state.clock.now();
     let today = crate::lifecycle::shanghai_date(now);
-    let due = state.store.publicity_due(&today.to_string(), PER_TICK).await.map_err(|e| e.to_string())?;
+    let due =
+        state.store.publicity_due(&today.to_string(), PER_TICK).await.map_err(|e| e.to_string())?;
     let mut stopped = 0;
     for (record_key, max_end) in due {
         let Some(latest) = state
@@ -140,7 +154,9 @@ pub async fn tick(state: &AppState, owner: &str, every: Duration) -> Result<usiz
             .await
             .map_err(|e| e.to_string())?
             .and_then(|json| serde_json::from_str(&json).ok())
-            .and_then(|flat| crate::runtime::lifecycle::split_canonical(&state.config.catalog, &flat))
+            .and_then(|flat| {
+                crate::runtime::lifecycle::split_canonical(&state.config.catalog, &flat)
+            })
         else {
             continue;
         };
@@ -161,11 +177,14 @@ pub async fn tick(state: &AppState, owner: &str, every: Duration) -> Result<usiz
             .ok()
             .and_then(|d| d.tomorrow().ok())
             .unwrap_or(today);
-        let step = crate::lifecycle::hook::publicity_ended(&state.config, &latest, &holders, stop_on);
+        let step =
+            crate::lifecycle::hook::publicity_ended(&state.config, &latest, &holders, stop_on);
         crate::runtime::lifecycle::report(&step, &record_key);
-        let messages = crate::runtime::lifecycle::outgoing(&step, &format!("publicity-timer:{record_key}"));
+        let messages =
+            crate::runtime::lifecycle::outgoing(&step, &format!("publicity-timer:{record_key}"));
         if !messages.is_empty() {
-            let channel = state.publisher.read().await.clone().ok_or("broker connection is down")?;
+            let channel =
+                state.publisher.read().await.clone().ok_or("broker connection is down")?;
             crate::broker::publish_all(&channel, messages).await.map_err(|e| e.to_string())?;
         }
         let at = crate::pipeline::rfc3339_shanghai(now);

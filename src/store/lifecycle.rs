@@ -36,11 +36,9 @@ impl std::fmt::Debug for LifecycleWrite {
             LifecycleWrite::ListEvent { record_key, event, .. } => {
                 write!(f, "ListEvent({record_key} @ {})", event.record_version)
             }
-            LifecycleWrite::Retraction { tracker, .. } => write!(
-                f,
-                "Retraction({} @ {})",
-                tracker.target_record_key, tracker.retract_version
-            ),
+            LifecycleWrite::Retraction { tracker, .. } => {
+                write!(f, "Retraction({} @ {})", tracker.target_record_key, tracker.retract_version)
+            }
             LifecycleWrite::Publicity(row) => {
                 write!(f, "Publicity({} @ {})", row.record_key, row.record_version)
             }
@@ -211,15 +209,19 @@ impl Store {
     ///
     /// The query failed.
     pub async fn dishonest_list(&self) -> Result<DishonestList, StoreError> {
-        let sql = "SELECT event FROM list_events ORDER BY seq, blacklist_id, record_version, digest";
-        let rows: Vec<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).fetch_all(p).await?);
+        let sql =
+            "SELECT event FROM list_events ORDER BY seq, blacklist_id, record_version, digest";
+        let rows: Vec<(String,)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).fetch_all(p).await?);
         let mut list = DishonestList::new();
         for (json,) in rows {
             match serde_json::from_str::<ListEvent>(&json) {
                 Ok(event) => {
                     list.apply(event);
                 }
-                Err(error) => tracing::warn!(%error, "Unreadable list event in the store; skipped."),
+                Err(error) => {
+                    tracing::warn!(%error, "Unreadable list event in the store; skipped.")
+                }
             }
         }
         Ok(list)
@@ -254,9 +256,11 @@ impl Store {
             };
             let destinations: Vec<String> = tracker.acks.keys().cloned().collect();
             for destination in &destinations {
-                let key = crate::pipeline::idempotency_key(destination, record_key, &retract_version);
+                let key =
+                    crate::pipeline::idempotency_key(destination, record_key, &retract_version);
                 let sql = "SELECT MIN(at) FROM delivery_attempts WHERE idempotency_key = $1 AND outcome IN ('delivered', 'already_delivered')";
-                let (at,): (Option<String>,) = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(&key).fetch_one(p).await?);
+                let (at,): (Option<String>,) =
+                    on_pool!(&self.pool, p => sqlx::query_as(sql).bind(&key).fetch_one(p).await?);
                 if let Some(at) = at.and_then(|a| a.parse::<jiff::Timestamp>().ok()) {
                     let _ = tracker.confirm(destination, at);
                 }
@@ -351,11 +355,15 @@ impl Store {
         let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM routed_copies rc JOIN record_versions rv ON rv.message_id = rc.message_id AND rv.record_index = rc.record_index";
         let rows: Vec<(String, String, Option<String>)> = match key {
             Some(key) => {
-                let sql = format!("{select} WHERE rc.record_key = $1 ORDER BY rv.record_version, rc.destination");
+                let sql = format!(
+                    "{select} WHERE rc.record_key = $1 ORDER BY rv.record_version, rc.destination"
+                );
                 on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(key).fetch_all(p).await?)
             }
             None => {
-                let sql = format!("{select} WHERE rv.received_at >= $1 AND rv.catalog_item IN ('admin_penalty', 'admin_license') AND rv.operation = 'upsert'");
+                let sql = format!(
+                    "{select} WHERE rv.received_at >= $1 AND rv.catalog_item IN ('admin_penalty', 'admin_license') AND rv.operation = 'upsert'"
+                );
                 on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(since).fetch_all(p).await?)
             }
         };

@@ -154,7 +154,10 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         collect("platform.hb-smart-supervision", "t.hb-smart-supervision").await.unwrap();
     let _clean_gov = collect("platform.hb-clean-gov", "t.hb-clean-gov").await.unwrap();
     let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
-    let publish = |adapter: &'static str, doc_type: &'static str, id: &'static str, body: Vec<u8>| {
+    let publish = |adapter: &'static str,
+                   doc_type: &'static str,
+                   id: &'static str,
+                   body: Vec<u8>| {
         let channel = channel.clone();
         async move {
             testkit::publish_document(&channel, adapter, doc_type, id, "application/json", &body)
@@ -173,9 +176,11 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     // The repair is decided today, so its deadline (3 working days) lies ahead.
     let today = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).date();
     publish("hb-credit", "repair", "lc-repair", repair(&today.to_string())).await;
-    support::eventually(Duration::from_secs(60), "retraction delivered to hb-credit", || async move {
-        credit_ref.accepted().len() == 2
-    })
+    support::eventually(
+        Duration::from_secs(60),
+        "retraction delivered to hb-credit",
+        || async move { credit_ref.accepted().len() == 2 },
+    )
     .await;
     // The retract copy is the 信用中国 column format with 操作类型 D.
     let retract_body = credit
@@ -237,14 +242,25 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     .await;
 
     // --- 2. Versioned severe-dishonesty list -------------------------------------------
-    publish("hb-credit", "blacklist", "lc-listing", fixture("hb-credit", "blacklist-listing-ok", "input.json")).await;
+    publish(
+        "hb-credit",
+        "blacklist",
+        "lc-listing",
+        fixture("hb-credit", "blacklist-listing-ok", "input.json"),
+    )
+    .await;
     support::eventually(Duration::from_secs(60), "listing on the list", || async move {
-        let (status, body) = admin_ref.get("/v1/lists/dishonest?as_of=2026-07-01T00:00:00%2B08:00").await;
+        let (status, body) =
+            admin_ref.get("/v1/lists/dishonest?as_of=2026-07-01T00:00:00%2B08:00").await;
         status == 200 && body["entries"].as_array().is_some_and(|e| e.len() == 1)
     })
     .await;
     let (_, before) = admin.get("/v1/lists/dishonest?as_of=2026-06-14T12:00:00%2B08:00").await;
-    assert_eq!(before["entries"].as_array().unwrap().len(), 0, "not in force before listing: {before}");
+    assert_eq!(
+        before["entries"].as_array().unwrap().len(),
+        0,
+        "not in force before listing: {before}"
+    );
     let (_, delta) = admin.get("/v1/lists/dishonest?since_version=0").await;
     assert_eq!(delta["list_version"], 1, "{delta}");
     assert_eq!(delta["changes"][0]["blacklist_id"], "HBXY-HMD-2026-000045");
@@ -252,13 +268,22 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
     // --- 3. Bid-time credit warning (the listed company is candidate no. 2) -------------
     let bid = fixture("hb-ggzy-trading", "bid-result-ok", "input.xml");
-    testkit::publish_document(&channel, "hb-ggzy-trading", "bid_result", "lc-bid", "application/xml", &bid)
-        .await
-        .unwrap();
+    testkit::publish_document(
+        &channel,
+        "hb-ggzy-trading",
+        "bid_result",
+        "lc-bid",
+        "application/xml",
+        &bid,
+    )
+    .await
+    .unwrap();
     let regulator_ref = &regulator;
-    support::eventually(Duration::from_secs(60), "credit warning at the regulator", || async move {
-        !regulator_ref.accepted().is_empty()
-    })
+    support::eventually(
+        Duration::from_secs(60),
+        "credit warning at the regulator",
+        || async move { !regulator_ref.accepted().is_empty() },
+    )
     .await;
     let alert: Value = serde_json::from_slice(&regulator.requests()[0].body).unwrap();
     assert_eq!(alert["catalog_item"], "supervision_alert", "{alert}");
@@ -267,26 +292,44 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     assert_eq!(alert["matched_records"][0]["record_key"], LIST_KEY, "{alert}");
     assert_eq!(alert["subject_uscc"], LISTED_USCC, "{alert}");
     let supervision_ref = &supervision;
-    support::eventually(Duration::from_secs(30), "credit warning at smart supervision", || async move {
-        received(&supervision_ref.lock().unwrap())
-            .iter()
-            .any(|b| b["catalog_item"] == "supervision_alert" && b["alert_kind"] == "信用预警")
-    })
+    support::eventually(
+        Duration::from_secs(30),
+        "credit warning at smart supervision",
+        || async move {
+            received(&supervision_ref.lock().unwrap())
+                .iter()
+                .any(|b| b["catalog_item"] == "supervision_alert" && b["alert_kind"] == "信用预警")
+        },
+    )
     .await;
     let hb_ref = &hb_trading;
-    support::eventually(Duration::from_secs(30), "credit warning at the trading platform", || async move {
-        received(&hb_ref.lock().unwrap()).iter().any(|b| b["alert_kind"] == "信用预警")
-    })
+    support::eventually(
+        Duration::from_secs(30),
+        "credit warning at the trading platform",
+        || async move {
+            received(&hb_ref.lock().unwrap()).iter().any(|b| b["alert_kind"] == "信用预警")
+        },
+    )
     .await;
 
     // --- 2b. Removal: list delta with effective-to, retraction at every holder ----------
-    publish("hb-credit", "blacklist", "lc-removal", fixture("hb-credit", "blacklist-removal-ok", "input.json")).await;
-    support::eventually(Duration::from_secs(60), "removal retracted at both trading platforms", || async move {
-        admin_ref.retractions(LIST_KEY).await.first().is_some_and(|r| {
-            holder_status(r, "hb-ggzy-trading") == "confirmed"
-                && holder_status(r, "wh-ggzy-trading") == "confirmed"
-        })
-    })
+    publish(
+        "hb-credit",
+        "blacklist",
+        "lc-removal",
+        fixture("hb-credit", "blacklist-removal-ok", "input.json"),
+    )
+    .await;
+    support::eventually(
+        Duration::from_secs(60),
+        "removal retracted at both trading platforms",
+        || async move {
+            admin_ref.retractions(LIST_KEY).await.first().is_some_and(|r| {
+                holder_status(r, "hb-ggzy-trading") == "confirmed"
+                    && holder_status(r, "wh-ggzy-trading") == "confirmed"
+            })
+        },
+    )
     .await;
     let (_, after) = admin.get("/v1/lists/dishonest?as_of=2026-11-20T00:00:00%2B08:00").await;
     assert_eq!(after["entries"].as_array().unwrap().len(), 0, "removed: {after}");
@@ -304,10 +347,23 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .find(|b| b["record_key"] == LIST_KEY && b["operation"] == "retract")
             .unwrap_or_else(|| panic!("no list retraction at a trading platform: {bodies:?}"));
         assert_eq!(retract["retraction"]["actions"][0], "停止共享", "{retract}");
+        let removal = bodies
+            .iter()
+            .find(|b| {
+                b["record_key"] == LIST_KEY
+                    && b["removed_on"] == "2026-11-16"
+                    && b["operation"] == "upsert"
+            })
+            .unwrap_or_else(|| panic!("no removal at a trading platform: {bodies:?}"));
+        assert_eq!(
+            removal["list_change"]["effective_to"], "2026-11-16T00:00:00.000+08:00",
+            "{removal}"
+        );
     }
 
     // --- 1b. A paused holder stays pending, then becomes overdue ------------------------
-    let (status, _) = admin.post("/v1/destinations/hb-credit/pause", serde_json::json!({"reason": "test"})).await;
+    let (status, _) =
+        admin.post("/v1/destinations/hb-credit/pause", serde_json::json!({"reason": "test"})).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     publish("wh-ggzy", "penalty", "lc-penalty-2", support::penalty(13)).await;
@@ -323,19 +379,30 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     .await;
     publish("hb-credit", "repair", "lc-repair-2", serde_json::to_vec(&repair13).unwrap()).await;
     support::eventually(Duration::from_secs(60), "pending retraction", || async move {
-        admin_ref.retractions(key13).await.first().is_some_and(|r| holder_status(r, "hb-credit") == "pending")
+        admin_ref
+            .retractions(key13)
+            .await
+            .first()
+            .is_some_and(|r| holder_status(r, "hb-credit") == "pending")
     })
     .await;
-    let (status, clock) =
-        admin.post("/v1/lifecycle/clock", serde_json::json!({"now": "2026-12-31T12:00:00+08:00"})).await;
+    let (status, clock) = admin
+        .post("/v1/lifecycle/clock", serde_json::json!({"now": "2026-12-31T12:00:00+08:00"}))
+        .await;
     assert_eq!(status, 200, "{clock}");
     let overdue = admin.retractions(key13).await.remove(0);
     assert_eq!(holder_status(&overdue, "hb-credit"), "overdue", "{overdue}");
     // Resumed, the holder gets the retraction and confirms it (late).
-    let (status, _) = admin.post("/v1/destinations/hb-credit/resume", serde_json::json!({"reason": "test"})).await;
+    let (status, _) = admin
+        .post("/v1/destinations/hb-credit/resume", serde_json::json!({"reason": "test"}))
+        .await;
     assert_eq!(status, 200);
     support::eventually(Duration::from_secs(60), "late confirmation", || async move {
-        admin_ref.retractions(key13).await.first().is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
+        admin_ref
+            .retractions(key13)
+            .await
+            .first()
+            .is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
     })
     .await;
 
