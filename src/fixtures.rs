@@ -191,6 +191,26 @@ fn run_lifecycle(
             {
                 known.list.apply(event);
             }
+            // Publicised penalties of prior documents feed the bid checks, like the store's
+            // publicity table does at runtime.
+            if canonical.get_str("catalog_item") == "admin_penalty"
+                && let Ok(decision) = config.lifecycle.publicity.decide(
+                    &config.calendar,
+                    canonical.get_str("catalog_item"),
+                    &canonical.fields,
+                    None,
+                )
+                && let Some(uscc) = canonical.fields.get("subject_uscc").and_then(Value::as_str)
+                && let Some(penalty) =
+                    crate::lifecycle::bid_warning::PublicisedPenalty::from_decision(
+                        canonical.record_key(),
+                        uscc,
+                        &canonical.fields,
+                        &decision,
+                    )
+            {
+                known.penalties.push(penalty);
+            }
             let target = known
                 .targets
                 .entry(canonical.record_key().to_owned())

@@ -66,6 +66,9 @@ pub async fn lookups(state: &AppState, needs: &Needs) -> Result<Known, StoreErro
     }
     if needs.list {
         known.list = state.store.dishonest_list().await?;
+        for uscc in &needs.subjects {
+            known.penalties.extend(state.store.serious_penalties(uscc).await?);
+        }
     }
     Ok(known)
 }

@@ -370,6 +370,61 @@ impl Store {
         Ok(rows)
     }
 
+    /// Publicised serious (严重) penalties naming `uscc` as their subject: the keyed USCC index
+    /// gives the `admin_penalty` keys naming it in `subject_uscc`, the publicity table their
+    /// tier and window, the newest stored version their document number and authority.
+    ///
+    /// # Errors
+    ///
+    /// A query failed.
+    pub async fn serious_penalties(
+        &self,
+        uscc: &str,
+    ) -> Result<Vec<crate::lifecycle::bid_warning::PublicisedPenalty>, StoreError> {
+        use crate::lifecycle::publicity::Tier;
+        let query = super::lineage::RecordQuery::Uscc(uscc.to_owned());
+        let mut out = Vec::new();
+        for (key, fields) in self.find_record_keys(&query, 200).await? {
+            if !key.starts_with("admin_penalty:") || !fields.iter().any(|f| f == "subject_uscc") {
+                continue;
+            }
+            let sql = "SELECT decision, max_end, stopped_at FROM publicity WHERE record_key = $1 AND publish = 1 AND tier = '严重' ORDER BY record_version DESC LIMIT 1";
+            let row: Option<(String, String, String)> =
+                on_pool!(&self.pool, p => sqlx::query_as(sql).bind(&key).fetch_optional(p).await?);
+            let Some((decision, max_end, stopped_at)) = row else { continue };
+            let Ok(PublicityDecision::Publish { anchor, .. }) = serde_json::from_str(&decision)
+            else {
+                continue;
+            };
+            let Ok(until) = max_end.parse::<jiff::civil::Date>() else { continue };
+            let latest: Option<serde_json::Value> = self
+                .latest_canonical(&key)
+                .await?
+                .and_then(|json| serde_json::from_str(&json).ok());
+            let text = |name: &str| {
+                latest
+                    .as_ref()
+                    .and_then(|v| v.get(name))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            out.push(crate::lifecycle::bid_warning::PublicisedPenalty {
+                record_key: key.clone(),
+                subject_uscc: uscc.to_owned(),
+                tier: Tier::Serious,
+                decision_doc_no: text("decision_doc_no"),
+                authority_name: text("authority_name"),
+                publicity_from: anchor,
+                publicity_until: until,
+                ended_on: stopped_at
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .map(crate::lifecycle::shanghai_date),
+            });
+        }
+        Ok(out)
+    }
+
     /// Takes or renews the lease `name` for `owner` until `until` if it is free, expired or
     /// already `owner`'s; true when `owner` holds it afterwards. Two instances asking at once
     /// cannot both get it: the conditional upsert is one statement on one row.

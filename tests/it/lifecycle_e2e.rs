@@ -445,6 +445,47 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     assert!(record["versions"][0]["copies"].as_array().unwrap().is_empty(), "{record}");
     assert_eq!(record["versions"][0]["receipt_status"], "accepted_with_warnings", "{record}");
 
+    // --- 3b. A serious (严重) publicised penalty of the winner warns a later bid (中) ------
+    let mut serious: Value = serde_json::from_slice(&support::penalty(16)).unwrap();
+    serious["CF_NR"] = "罚款人民币150万元".into();
+    serious["CF_NR_FK"] = 150.0.into();
+    publish("wh-ggzy", "penalty", "lc-penalty-serious", serde_json::to_vec(&serious).unwrap())
+        .await;
+    let key16 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕16号";
+    support::eventually(Duration::from_secs(60), "serious penalty stored", || async move {
+        let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key16))).await;
+        body["records"][0]["lifecycle"]["publicity"][0]["tier"] == "严重"
+    })
+    .await;
+    let second_bid = String::from_utf8(bid.clone())
+        .unwrap()
+        .replace("20261109-000087-R", "20261109-000088-R")
+        .replace("E4206000002001234001001", "E4206000002001234002001");
+    testkit::publish_document(
+        &channel,
+        "hb-ggzy-trading",
+        "bid_result",
+        "lc-bid-2",
+        "application/xml",
+        second_bid.as_bytes(),
+    )
+    .await
+    .unwrap();
+    support::eventually(
+        Duration::from_secs(60),
+        "serious-penalty warning at the regulator",
+        || async move {
+            regulator_ref.requests().iter().any(|r| {
+                serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| {
+                    b["rule_code"] == "CREDIT-SERIOUS-PENALTY"
+                        && b["severity"] == "中"
+                        && b["matched_records"][0]["record_key"] == key16
+                })
+            })
+        },
+    )
+    .await;
+
     stop.cancel();
     assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
     drop(connection);
