@@ -14,5 +14,6 @@ pub mod lifecycle_api;
 pub mod lifecycle_timer;
 pub mod metrics;
 pub mod ops;
+pub mod scorecard;
 pub mod sinks;
 pub mod state;

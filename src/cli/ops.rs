@@ -640,3 +640,65 @@ pub(super) fn audit(cli: &Cli, command: &AuditCommand) -> ExitCode {
         },
     }
 }
+
+/// `credgate scorecard`: the compliance scorecard from the store.
+pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bool) -> ExitCode {
+    let now = jiff::Timestamp::now();
+    let Ok((from, to)) = crate::runtime::lifecycle_api::scorecard_days(from, to, now) else {
+        eprintln!("scorecard: --from / --to must be dates (YYYY-MM-DD)");
+        return ExitCode::from(2);
+    };
+    let (config, rt, store) = match open(cli, false) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let rows =
+        match rt.block_on(crate::runtime::scorecard::scorecard(&config, &store, from, to, now)) {
+            Ok(rows) => rows,
+            Err(error) => {
+                eprintln!("scorecard: {error}");
+                return ExitCode::from(1);
+            }
+        };
+    if csv {
+        println!("{}", crate::runtime::scorecard::ScoreRow::CSV_HEADER);
+        for row in &rows {
+            println!("{}", row.csv());
+        }
+    } else if cli.output == OutputFormat::Json {
+        print_json(
+            &serde_json::json!({ "from": from.to_string(), "to": to.to_string(), "rows": rows }),
+        );
+    } else {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header([
+            "day",
+            "source org",
+            "item",
+            "accepted",
+            "warnings",
+            "rejected docs",
+            "met",
+            "breached",
+            "open",
+            "at risk",
+        ]);
+        for r in &rows {
+            table.add_row([
+                r.day.clone(),
+                r.source_org.clone(),
+                r.catalog_item.clone(),
+                r.accepted.to_string(),
+                r.accepted_with_warnings.to_string(),
+                r.rejected_documents.to_string(),
+                r.deadlines_met.to_string(),
+                r.deadlines_breached.to_string(),
+                r.deadlines_open.to_string(),
+                r.deadlines_at_risk.to_string(),
+            ]);
+        }
+        println!("{table}");
+    }
+    ExitCode::SUCCESS
+}

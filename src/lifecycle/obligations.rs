@@ -29,6 +29,8 @@ pub struct Obligation {
     pub record_version: String,
     pub destination: String,
     pub source_org: String,
+    /// When the gateway received the record (RFC 3339, Asia/Shanghai).
+    pub received_at: String,
     pub rule: String,
     /// The assessment, or why there is none (e.g. the calendar of a year is missing).
     pub assessment: Result<Assessment, String>,
@@ -83,6 +85,7 @@ pub fn of_copy(
                 record_version: record.record_version().to_owned(),
                 destination: destination.to_owned(),
                 source_org: record.get_str("source_org_uscc").to_owned(),
+                received_at: record.get_str("received_at").to_owned(),
                 rule: rule.to_owned(),
                 assessment,
             })

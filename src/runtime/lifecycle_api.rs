@@ -20,6 +20,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/lists/dishonest", get(dishonest_list))
         .route("/v1/lifecycle/clock", get(clock_show).post(clock_set))
+        .route("/v1/scorecard", get(scorecard))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -168,4 +169,70 @@ async fn clock_set(
     state.clock.set(to);
     axum::Json(json!({ "now": crate::pipeline::rfc3339_shanghai(state.clock.now()) }))
         .into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ScorecardParams {
+    /// First day (YYYY-MM-DD, Asia/Shanghai); default 30 days before `to`.
+    from: Option<String>,
+    /// Last day; default today on the lifecycle clock.
+    to: Option<String>,
+    #[serde(default)]
+    csv: bool,
+}
+
+async fn scorecard(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(params): Query<ScorecardParams>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    }
+    let now = state.clock.now();
+    let Ok((from, to)) = scorecard_days(params.from.as_deref(), params.to.as_deref(), now) else {
+        return error(StatusCode::BAD_REQUEST, "from / to must be dates (YYYY-MM-DD)");
+    };
+    match crate::runtime::scorecard::scorecard(&state.config, &state.store, from, to, now).await {
+        Ok(rows) if params.csv => {
+            let mut text = String::from(crate::runtime::scorecard::ScoreRow::CSV_HEADER);
+            text.push('\n');
+            for row in &rows {
+                text.push_str(&row.csv());
+                text.push('\n');
+            }
+            ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+        }
+        Ok(rows) => axum::Json(json!({
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "rows": rows,
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Scorecard: store error.");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
+/// The day range of a scorecard request: `to` defaults to today, `from` to 30 days before.
+///
+/// # Errors
+///
+/// A day is not a date.
+pub fn scorecard_days(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: jiff::Timestamp,
+) -> Result<(jiff::civil::Date, jiff::civil::Date), jiff::Error> {
+    let to = match to {
+        Some(t) => t.parse()?,
+        None => crate::lifecycle::shanghai_date(now),
+    };
+    let from = match from {
+        Some(f) => f.parse()?,
+        None => to.checked_sub(jiff::Span::new().days(30))?,
+    };
+    Ok((from, to))
 }

@@ -425,6 +425,39 @@ impl Store {
         Ok(out)
     }
 
+    /// Accepted record versions received in `[from, to)` (store text instants), without the
+    /// gateway's own generated records: (received_at, status, canonical).
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn received_between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql = "SELECT received_at, status, canonical FROM record_versions WHERE received_at >= $1 AND received_at < $2 AND source_adapter <> 'credgate'";
+        let rows: Vec<(String, String, String)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);
+        Ok(rows)
+    }
+
+    /// Rejected inbound documents received in `[from, to)`: (received_at, adapter, doc_type).
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn rejected_between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql = "SELECT received_at, adapter, doc_type FROM rejected_inputs WHERE received_at >= $1 AND received_at < $2";
+        let rows: Vec<(String, String, String)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);
+        Ok(rows)
+    }
+
     /// Takes or renews the lease `name` for `owner` until `until` if it is free, expired or
     /// already `owner`'s; true when `owner` holds it afterwards. Two instances asking at once
     /// cannot both get it: the conditional upsert is one statement on one row.

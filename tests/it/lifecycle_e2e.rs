@@ -486,6 +486,31 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     )
     .await;
 
+    // --- 6. Compliance scorecard: the city bureau's five penalties of today (12–16), the
+    // 双公示 deadline of each copy to hb-credit breached (decided weeks ago).
+    let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={today}")).await;
+    assert_eq!(status, 200, "{card}");
+    let row = card["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty")
+        .cloned()
+        .unwrap_or_else(|| panic!("no penalty row: {card}"));
+    let accepted =
+        row["accepted"].as_u64().unwrap() + row["accepted_with_warnings"].as_u64().unwrap();
+    assert_eq!(accepted, 5, "{row}");
+    assert!(row["deadlines_breached"].as_u64().unwrap() >= 1, "{row}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .args(["--config", config.path().to_str().unwrap(), "scorecard", "--csv"])
+        .args(["--from", &today.to_string(), "--to", &today.to_string()])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(csv.starts_with("day,source_org,catalog_item,"), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",11420000MB0P1Q2R33,admin_penalty,")), "{csv}");
+
     stop.cancel();
     assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
     drop(connection);
