@@ -586,3 +586,101 @@ fn warnings_for(
         step.generated.push(Generated { record, copies, kind: "credit_warning" });
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Inbound;
+
+    fn config() -> CompiledConfig {
+        CompiledConfig::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            &crate::config::LoadOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/adapters/fixtures/{adapter}/{case}/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn process(
+        config: &CompiledConfig,
+        adapter: &str,
+        doc_type: &str,
+        body: &[u8],
+        id: &str,
+    ) -> Processed {
+        pipeline::process(
+            config,
+            &Inbound {
+                adapter,
+                doc_type,
+                body,
+                content_type: None,
+                message_id: id,
+                correlation_id: None,
+                received_at: "2026-11-17T09:00:00+08:00".parse().unwrap(),
+                source_timestamp: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_repair_right_behind_its_target_in_one_batch_retracts_the_queued_copy() {
+        let config = config();
+        let mut penalty = process(
+            &config,
+            "wh-ggzy",
+            "penalty",
+            &fixture("wh-ggzy", "penalty-company-ok", "input.json"),
+            "m1",
+        );
+        let mut repair = process(
+            &config,
+            "hb-credit",
+            "repair",
+            &fixture("hb-credit", "repair-ok", "input.json"),
+            "m2",
+        );
+        let needs = needs(&[&penalty, &repair]);
+        assert!(needs.targets.contains("admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号"));
+        let steps = after_accept(&config, &mut [&mut penalty, &mut repair], &Known::default());
+        assert!(steps[0].generated.is_empty());
+        assert_eq!(steps[0].publicity.len(), 1, "the penalty's publicity decision is kept");
+        let retraction = &steps[1].generated[0];
+        assert_eq!(retraction.kind, "retraction");
+        let destinations: Vec<&str> =
+            retraction.copies.iter().map(|c| c.destination.as_str()).collect();
+        assert_eq!(destinations, ["hb-credit"]);
+        assert_eq!(retraction.record.get_str("operation"), "retract");
+        let held = penalty.records[0].record.as_ref().unwrap().record_version().to_owned();
+        assert!(retraction.record.record_version() > held.as_str());
+        // Planning again gives the same idempotency keys (a redelivered repair).
+        let again = after_accept(&config, &mut [&mut penalty, &mut repair], &Known::default());
+        assert_eq!(
+            again[1].generated[0].copies[0].idempotency_key,
+            retraction.copies[0].idempotency_key
+        );
+    }
+
+    #[test]
+    fn a_repair_of_an_unknown_record_is_a_note_not_a_retraction() {
+        let config = config();
+        let mut repair = process(
+            &config,
+            "hb-credit",
+            "repair",
+            &fixture("hb-credit", "repair-ok", "input.json"),
+            "m2",
+        );
+        let steps = after_accept(&config, &mut [&mut repair], &Known::default());
+        assert!(steps[0].generated.is_empty() && steps[0].retractions.is_empty());
+        assert!(steps[0].notes[0].contains("never received"), "{:?}", steps[0].notes);
+    }
+}
