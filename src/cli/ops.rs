@@ -331,6 +331,23 @@ fn print_lifecycle(lifecycle: &Value) {
             text(&p["rule_version"])
         );
     }
+    let deadlines = lifecycle["deadlines"].as_array().unwrap_or(&empty);
+    if !deadlines.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["version", "destination", "deadline", "due", "status", "delivered"]);
+        for d in deadlines {
+            table.add_row([
+                text(&d["record_version"]),
+                text(&d["destination"]),
+                text(&d["rule"]),
+                text(&d["due"]),
+                text(&d["status"]),
+                text(&d["delivered_on"]),
+            ]);
+        }
+        println!("deadlines:\n{table}");
+    }
     for r in lifecycle["retractions"].as_array().unwrap_or(&empty) {
         println!(
             "retraction {} ({}), due {}:",

@@ -241,6 +241,19 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     })
     .await;
 
+    // The CLI shows the same: the retraction with the holder confirmed, the deadlines.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .args(["--config", config.path().to_str().unwrap(), "records", "show", PENALTY_KEY])
+        .output()
+        .unwrap();
+    let shown_cli = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(shown_cli.contains("retraction") && shown_cli.contains("confirmed"), "{shown_cli}");
+    assert!(
+        shown_cli.contains("double_publicity") && shown_cli.contains("breached"),
+        "{shown_cli}"
+    );
+
     // --- 2. Versioned severe-dishonesty list -------------------------------------------
     publish(
         "hb-credit",
