@@ -623,6 +623,69 @@ async fn exercise_lifecycle(store: &Store) {
     let shown = store.retractions(key, after_due).await.unwrap();
     assert_eq!(shown[0].holders[1].status, "overdue");
 
+    // Publicity, deadlines, penalty index and scorecard queries over an ingested penalty made
+    // serious (fine ≥ 100 万元), decided 2023-06-01 (527号: up to 3 years, to 2026-06-01).
+    let config = sample_config();
+    let mut doc: serde_json::Value = serde_json::from_slice(&support::penalty(4100)).unwrap();
+    doc["CF_NR_FK"] = 150.0.into();
+    doc["CF_JDRQ"] = "2023-06-01".into();
+    doc["CF_YXQ"] = "2026-06-01".into();
+    let body = serde_json::to_vec(&doc).unwrap();
+    let received = jiff::Timestamp::from_second(1_795_000_000).unwrap();
+    let inbound = Inbound {
+        adapter: "wh-ggzy",
+        doc_type: "penalty",
+        body: &body,
+        content_type: Some("application/json"),
+        message_id: "lc-store-1",
+        correlation_id: None,
+        received_at: received,
+        source_timestamp: None,
+    };
+    let mut processed = pipeline::process(&config, &inbound);
+    let step = credgate::lifecycle::hook::after_accept(
+        &config,
+        &mut [&mut processed],
+        &credgate::lifecycle::hook::Known::default(),
+    )
+    .pop()
+    .unwrap();
+    let receipt = processed.receipt(&inbound);
+    let mut writes = lineage_writes(&inbound, &processed, &receipt);
+    writes.extend(
+        step.publicity
+            .iter()
+            .map(|p| Write::Lifecycle(Box::new(LifecycleWrite::Publicity(p.clone())))),
+    );
+    store.write_all(writes).await.unwrap();
+    let pkey = processed.records[0].record.as_ref().unwrap().record_key().to_owned();
+    let shown = store.publicity(&pkey).await.unwrap();
+    assert_eq!((shown[0].tier.as_str(), shown[0].max_end.as_str()), ("严重", "2026-06-01"));
+    assert!(store.publicity_due("2026-06-01", 10).await.unwrap().is_empty());
+    let due = store.publicity_due("2026-06-02", 10).await.unwrap();
+    assert_eq!(due, [(pkey.clone(), "2026-06-01".to_owned())]);
+    let penalties = store.serious_penalties("91420100MA4P7Q8R8N").await.unwrap();
+    assert!(penalties.iter().any(|p| p.record_key == pkey), "{penalties:?}");
+    let copies = store.copy_deliveries(Some(&pkey), "").await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!((copies[0].1.as_str(), copies[0].2.as_deref()), ("hb-credit", None));
+    let since = pipeline::rfc3339_shanghai(
+        received.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap(),
+    );
+    assert!(!store.copy_deliveries(None, &since).await.unwrap().is_empty());
+    let until = pipeline::rfc3339_shanghai(
+        received.checked_add(jiff::SignedDuration::from_hours(1)).unwrap(),
+    );
+    assert_eq!(store.received_between(&since, &until).await.unwrap().len(), 1);
+    store
+        .write(Write::Lifecycle(Box::new(LifecycleWrite::PublicityStopped {
+            record_key: pkey.clone(),
+            stopped_at: "2026-06-02T00:00:01.000+08:00".into(),
+        })))
+        .await
+        .unwrap();
+    assert!(store.publicity_due("2026-06-03", 10).await.unwrap().is_empty());
+
     // Leases: one owner until expiry, renewable by its owner.
     let t = |s: &str| s.to_owned();
     assert!(store.take_lease("publicity", "a", &t("10:00"), &t("10:30")).await.unwrap());
