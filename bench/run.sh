@@ -17,6 +17,7 @@
 #   QUEUE_TYPES="quorum classic"                    CREDGATE_PREFETCHES="200 500" (latency: first)
 #   BENCH_PORT=56730   AMQP port (dist port +1)     SKIP_BUILD=1   use the built binaries
 #   KEEP=1             keep the temp dir (broker and credgate logs)
+#   STORE_LINEAGE=0    store keeps dedup keys only (no lineage rows): the store-cost baseline
 #   PERF=1             perf-record credgate during its drain → bench/results/credgate-perf.txt
 set -euo pipefail
 
@@ -142,6 +143,9 @@ export CREDGATE_AMQP__URL="amqp://127.0.0.1:$PORT/%2f"
 export CREDGATE_HTTP__LISTEN=127.0.0.1:0 CREDGATE_ADMIN__LISTEN=127.0.0.1:0
 export CREDGATE_RUNTIME__ROLES='["ingest"]'
 export CREDGATE_TELEMETRY__LOG_LEVEL=warn
+# STORE_LINEAGE=0: dedup keys only, no lineage rows (what the lineage store costs).
+export CREDGATE_STORE__LINEAGE="${STORE_LINEAGE:-true}"
+[[ "$CREDGATE_STORE__LINEAGE" == 0 ]] && CREDGATE_STORE__LINEAGE=false
 CG=("$BIN/credgate" --config "$ROOT/bench/config")
 CG_IN=credgate.in.bench-json
 CG_OUT=credgate.out.bench-sink

@@ -16,6 +16,7 @@ log "Building credgate"
 cargo build --quiet --bin credgate
 BIN="$CARGO_TARGET_DIR/debug/credgate"
 
+INHERITED_NODE="${CREDGATE_BROKER_NODE:-}"
 ensure_rabbitmq
 
 # Demo credentials (never used outside this loopback demo); real deployments set their own.
@@ -29,11 +30,11 @@ done
 # A vhost of its own, recreated on every run, so copies left queued by an earlier run (or
 # other users of the broker) never mix with this run's report.
 VHOST=credgate-demo
-if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts >/dev/null 2>&1; then
-  rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
-  rabbitmqctl -q add_vhost "$VHOST" >/dev/null
-  rabbitmqctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
-  export CREDGATE_AMQP__URL="amqp://127.0.0.1:5672/$VHOST"
+if command -v rabbitmqctl >/dev/null && broker_ctl -q list_vhosts >/dev/null 2>&1; then
+  broker_ctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
+  broker_ctl -q add_vhost "$VHOST" >/dev/null
+  broker_ctl -q set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
+  export CREDGATE_AMQP__URL="amqp://127.0.0.1:${CREDGATE_BROKER_PORT:-5672}/$VHOST"
 else
   log "rabbitmqctl unavailable: using the default vhost"
 fi
@@ -42,7 +43,12 @@ mkdir -p data
 log "Starting the gateway (logs: data/gateway.log)"
 "$BIN" --config config run > data/gateway.log 2>&1 &
 GATEWAY=$!
-cleanup() { kill -TERM "$GATEWAY" 2>/dev/null && wait "$GATEWAY" 2>/dev/null; log "Stopped."; }
+cleanup() {
+  kill -TERM "$GATEWAY" 2>/dev/null && wait "$GATEWAY" 2>/dev/null
+  # A private node this run started (the shared one did not answer) goes with it.
+  [ -n "$INHERITED_NODE" ] || stop_private_rabbitmq
+  log "Stopped."
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -8,4 +8,5 @@ pub mod compile;
 pub mod raw;
 pub mod secrets;
 
-pub use compile::{Adapter, CompiledConfig, ConfigError, Destination, LoadOptions};
+pub use compile::{Adapter, AdminToken, CompiledConfig, ConfigError, Destination, LoadOptions};
+pub use raw::Role;

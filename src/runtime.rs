@@ -4,8 +4,11 @@
 //! Only this module (with `broker`, `store` and `sinks`) touches the network; the pipeline it
 //! calls is pure.
 
+pub mod access;
 pub mod admin_ops;
 pub mod app;
+pub mod console;
+pub mod console_api;
 pub mod delivery;
 pub mod http;
 pub mod ingest;

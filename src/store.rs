@@ -325,3 +325,4 @@ pub mod backend;
 pub mod dlq;
 pub mod lifecycle;
 pub mod lineage;
+pub mod receipts;

@@ -73,6 +73,9 @@ pub struct CompiledConfig {
     pub lifecycle: crate::lifecycle::LifecycleConfig,
     pub amqp_password: Option<Secret>,
     pub admin_token: Option<Secret>,
+    /// The named `[[admin.tokens]]`, resolved (those whose secret did not resolve during
+    /// `check` are left out).
+    pub admin_tokens: Vec<AdminToken>,
     /// Non-fatal findings (unresolved secrets during `check`).
     pub warnings: Vec<ConfigError>,
 }
@@ -125,6 +128,13 @@ impl CompiledConfig {
             secrets_ctx.get(&mut errors, &process_path, "amqp.password", &process.amqp.password);
         let admin_token =
             secrets_ctx.get(&mut errors, &process_path, "admin.token", &process.admin.token);
+        let admin_tokens = admin_tokens(
+            &process,
+            admin_token.as_ref(),
+            &process_path,
+            &mut secrets_ctx,
+            &mut errors,
+        );
         if process.amqp.url.contains('@') {
             errors.push(ConfigError {
                 file: process_path.display().to_string(),
@@ -410,6 +420,7 @@ impl CompiledConfig {
                 lifecycle,
                 amqp_password,
                 admin_token,
+                admin_tokens,
                 warnings,
             })
         } else {
@@ -420,6 +431,57 @@ impl CompiledConfig {
     pub fn data_dir(&self) -> PathBuf {
         self.config_dir.join(&self.process.paths.data)
     }
+}
+
+/// A named admin token with its role.
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    pub name: String,
+    pub role: raw::Role,
+    pub token: Secret,
+}
+
+/// Validates and resolves `[[admin.tokens]]`: names are unique, short and plain (they become
+/// the audit log's actor), and no two tokens are equal (a token must say who holds it).
+fn admin_tokens(
+    process: &ProcessFile,
+    admin_token: Option<&Secret>,
+    file: &Path,
+    secrets_ctx: &mut SecretCtx<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<AdminToken> {
+    let mut out: Vec<AdminToken> = Vec::new();
+    let error = |message: String| ConfigError { file: file.display().to_string(), message };
+    for (i, entry) in process.admin.tokens.iter().enumerate() {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if entry.name.is_empty() || entry.name.len() > 64 || !entry.name.chars().all(plain) {
+            errors.push(error(format!(
+                "admin.tokens[{i}].name: `{}` must be 1–64 of A–Z a–z 0–9 . _ -",
+                entry.name
+            )));
+            continue;
+        }
+        if entry.name == "admin" || out.iter().any(|t| t.name == entry.name) {
+            errors.push(error(format!(
+                "admin.tokens[{i}].name: `{}` is taken (`admin` is the admin.token's holder)",
+                entry.name
+            )));
+            continue;
+        }
+        let key = format!("admin.tokens[{i}].token");
+        let Some(token) = secrets_ctx.get(errors, file, &key, &Some(entry.token.clone())) else {
+            continue;
+        };
+        let clash = out.iter().any(|t| t.token == token) || admin_token == Some(&token);
+        if token.expose().is_empty() || clash {
+            errors.push(error(format!(
+                "{key}: empty, or the same as another admin token (a token must name its holder)"
+            )));
+            continue;
+        }
+        out.push(AdminToken { name: entry.name.clone(), role: entry.role, token });
+    }
+    out
 }
 
 /// Resolves secret references, collecting failures as errors (service) or warnings (`check`).
@@ -532,5 +594,51 @@ mod tests {
         let process: ProcessFile = table.try_into().unwrap();
         assert_eq!(process.amqp.prefetch, 50);
         assert_eq!(process.store.url, "postgres://db/test");
+    }
+
+    #[test]
+    fn admin_tokens_are_named_distinct_and_never_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, token) in [("admin", "t-admin"), ("a", "t-a"), ("b", "t-b"), ("c", "t-a")] {
+            std::fs::write(dir.path().join(file), token).unwrap();
+        }
+        let process: ProcessFile = toml::from_str(
+            r#"
+[admin]
+token = "${file:admin}"
+tokens = [
+  { name = "wang", role = "operator", token = "${file:a}" },
+  { name = "li", role = "auditor", token = "${file:b}" },
+  { name = "wang", role = "admin", token = "${file:b}" },
+  { name = "admin", role = "admin", token = "${file:b}" },
+  { name = "zhao liu", role = "admin", token = "${file:b}" },
+  { name = "inline", role = "admin", token = "t-inline" },
+  { name = "same", role = "admin", token = "${file:c}" },
+  { name = "same-as-admin", role = "admin", token = "${file:admin}" },
+]
+"#,
+        )
+        .unwrap();
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let mut ctx = SecretCtx { config_dir: dir.path(), resolve: true, warnings: &mut warnings };
+        let admin = Secret::new("t-admin");
+        let file = Path::new("credgate.toml");
+        let tokens = admin_tokens(&process, Some(&admin), file, &mut ctx, &mut errors);
+        let named: Vec<(&str, raw::Role)> =
+            tokens.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(named, [("wang", raw::Role::Operator), ("li", raw::Role::Auditor)]);
+        let messages: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(messages.len(), 6, "{messages:?}");
+        assert!(messages[0].contains("tokens[2].name: `wang` is taken"), "{messages:?}");
+        assert!(messages[1].contains("tokens[3].name: `admin` is taken"), "{messages:?}");
+        assert!(messages[2].contains("tokens[4].name"), "{messages:?}");
+        assert!(messages[3].contains("never inline"), "{messages:?}");
+        assert!(messages[4].contains("tokens[6].token: empty, or the same"), "{messages:?}");
+        assert!(messages[5].contains("tokens[7].token: empty, or the same"), "{messages:?}");
+        // A role that does not exist is a parse error of the file.
+        let bad = toml::from_str::<ProcessFile>(
+            "[[admin.tokens]]\nname = \"x\"\nrole = \"root\"\ntoken = \"${env:X}\"\n",
+        );
+        assert!(bad.is_err());
     }
 }

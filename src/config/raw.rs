@@ -201,14 +201,54 @@ fn default_signature_window() -> u64 {
 pub struct AdminSection {
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Bearer token for the operations API, as a secret reference.
+    /// Bearer token for the operations API, as a secret reference; its holder has the
+    /// `admin` role.
     #[serde(default)]
     pub token: Option<String>,
+    /// Further named tokens with a role each (`[[admin.tokens]]`), for the console's operators
+    /// and auditors.
+    #[serde(default)]
+    pub tokens: Vec<AdminTokenEntry>,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
-        AdminSection { listen: default_admin_listen(), token: None }
+        AdminSection { listen: default_admin_listen(), token: None, tokens: Vec::new() }
+    }
+}
+
+/// One `[[admin.tokens]]` entry: who holds the token (named in the audit log), what the holder
+/// may do (`runtime::access` has the permission table), and the token as a secret reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenEntry {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// What the holder of an admin token may do; the permissions of each role are in
+/// `runtime::access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the gateway: sees everything with personal identifiers masked, replays dead
+    /// letters, pauses and resumes destinations.
+    Operator,
+    /// Checks what happened: reads everything and may reveal personal identifiers (audited),
+    /// changes nothing.
+    Auditor,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
     }
 }
 
@@ -222,11 +262,21 @@ fn default_admin_listen() -> String {
 pub struct StoreSection {
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Record lineage (record versions, identifier index, routed copies) with each accepted
+    /// document. Off, the store keeps only what delivery needs: dedup keys with their receipts,
+    /// delivered versions, attempts and dead letters. For pure relays, and to measure what
+    /// lineage costs (bench/run.sh `STORE_LINEAGE=0`).
+    #[serde(default = "default_true")]
+    pub lineage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { url: default_store_url() }
+        StoreSection { url: default_store_url(), lineage: true }
     }
 }
 

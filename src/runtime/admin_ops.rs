@@ -1,5 +1,6 @@
-//! The operations API on the admin listener (token auth): record lineage, dead letters and
-//! their replay, destination pause/resume, and the audit log.
+//! The operations API on the admin listener (token auth, permissions by role as
+//! `runtime::access` says): record lineage, dead letters and their replay, destination
+//! pause/resume, and the audit log. Revealing personal identifiers is audited.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::runtime::http::authorized;
+use crate::runtime::access::{self, Permission};
 use crate::runtime::ops::{self, ReplayOptions};
 use crate::runtime::state::AppState;
 use crate::store::backend::parse_instant;
@@ -41,18 +42,6 @@ fn store_error(e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
 }
 
-/// Who the audit log names: the caller's `X-Credgate-Actor` (the token proves access, the
-/// header says which operator), else `admin-api`.
-fn actor(headers: &HeaderMap) -> String {
-    let name = headers
-        .get("x-credgate-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| v.chars().take(100).collect::<String>());
-    format!("api:{}", name.unwrap_or_else(|| "admin-api".to_owned()))
-}
-
 #[derive(Debug, Deserialize, Default)]
 struct RecordParams {
     uscc: Option<String>,
@@ -71,9 +60,14 @@ async fn records(
     headers: HeaderMap,
     Query(params): Query<RecordParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
-    }
+    let caller = match access::require(
+        &state,
+        &headers,
+        if params.reveal { Permission::Reveal } else { Permission::Read },
+    ) {
+        Ok(caller) => caller,
+        Err(denied) => return denied.into_response(),
+    };
     let mut queries = Vec::new();
     if let Some(v) = params.uscc {
         queries.push(RecordQuery::Uscc(v));
@@ -102,6 +96,16 @@ async fn records(
     let limit = params.limit.unwrap_or(50).clamp(1, 500);
     match state.store.search_records(query, limit).await {
         Ok(histories) => {
+            if params.reveal {
+                let keys: Vec<&str> = histories.iter().map(|h| h.record_key.as_str()).collect();
+                // The query as `Debug` prints it: an ID number stays masked in the log.
+                let details = json!({ "query": format!("{query:?}"), "record_keys": keys });
+                if let Err(e) =
+                    state.store.audit(&caller.actor, "records.reveal", "records", &details).await
+                {
+                    return store_error(e);
+                }
+            }
             let mut shown: Vec<_> = histories
                 .iter()
                 .map(|h| ops::present_history(&state.config.catalog, h, params.reveal))
@@ -142,6 +146,9 @@ struct DlqParams {
     // Replay only.
     #[serde(default)]
     dry_run: bool,
+    /// Replay exactly these dead letters (the console's row button) instead of a filter.
+    #[serde(default)]
+    dead_ids: Vec<String>,
     #[serde(default)]
     rate: f64,
 }
@@ -167,8 +174,8 @@ async fn dlq_list(
     headers: HeaderMap,
     Query(params): Query<DlqParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     let filter = match params.filter() {
         Ok(f) => f,
@@ -192,11 +199,24 @@ async fn dlq_show(
     Path(id): Path<String>,
     Query(params): Query<ShowParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
-    }
+    let caller = match access::require(
+        &state,
+        &headers,
+        if params.reveal { Permission::Reveal } else { Permission::Read },
+    ) {
+        Ok(caller) => caller,
+        Err(denied) => return denied.into_response(),
+    };
     match ops::dead_letter_view(&state.store, &state.config.catalog, &id, params.reveal).await {
-        Ok(Some(view)) => axum::Json(view).into_response(),
+        Ok(Some(view)) => {
+            if params.reveal
+                && let Err(e) =
+                    state.store.audit(&caller.actor, "dlq.reveal", &id, &json!({})).await
+            {
+                return store_error(e);
+            }
+            axum::Json(view).into_response()
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such dead letter"),
         Err(e) => store_error(e),
     }
@@ -207,29 +227,39 @@ async fn dlq_replay(
     headers: HeaderMap,
     body: Option<axum::Json<DlqParams>>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
-    }
     let params = body.map(|b| b.0).unwrap_or_default();
+    // A dry run changes nothing: reading is enough.
+    let permission = if params.dry_run { Permission::Read } else { Permission::Replay };
+    let caller = match access::require(&state, &headers, permission) {
+        Ok(caller) => caller,
+        Err(denied) => return denied.into_response(),
+    };
     let filter = match params.filter() {
         Ok(f) => f,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let options =
-        ReplayOptions { dry_run: params.dry_run, rate: params.rate, actor: actor(&headers) };
+    let options = ReplayOptions { dry_run: params.dry_run, rate: params.rate, actor: caller.actor };
     let channel = state.publisher.read().await.clone();
-    match ops::replay(&state.store, channel.as_ref(), &filter, &options, |_, _| {}).await {
+    let result = if params.dead_ids.is_empty() {
+        ops::replay(&state.store, channel.as_ref(), &filter, &options, |_, _| {}).await
+    } else {
+        ops::replay_ids(&state.store, channel.as_ref(), &params.dead_ids, &options).await
+    };
+    match result {
         Ok(report) => {
             let status = if report.failed > 0 { StatusCode::BAD_GATEWAY } else { StatusCode::OK };
             (status, axum::Json(report)).into_response()
+        }
+        Err(ops::OpsError::NotFound(id)) => {
+            error(StatusCode::NOT_FOUND, &format!("no dead letter {id}"))
         }
         Err(e) => store_error(e),
     }
 }
 
 async fn destinations(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     match ops::destination_list(&state.store, &state.config).await {
         Ok(list) => axum::Json(json!({ "destinations": list })).into_response(),
@@ -249,9 +279,10 @@ async fn destination_action(
     Path((id, action)): Path<(String, String)>,
     body: Option<axum::Json<PauseBody>>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
-    }
+    let caller = match access::require(&state, &headers, Permission::Pause) {
+        Ok(caller) => caller,
+        Err(denied) => return denied.into_response(),
+    };
     let paused = match action.as_str() {
         "pause" => true,
         "resume" => false,
@@ -261,7 +292,7 @@ async fn destination_action(
         return error(StatusCode::NOT_FOUND, "unknown destination");
     }
     let reason = body.map(|b| b.0.reason).unwrap_or_default();
-    match state.store.set_destination_paused(&id, paused, &reason, &actor(&headers)).await {
+    match state.store.set_destination_paused(&id, paused, &reason, &caller.actor).await {
         Ok(entry) => axum::Json(json!({
             "destination": id, "paused": paused, "audit_seq": entry.seq,
         }))
@@ -281,8 +312,8 @@ async fn audit_list(
     headers: HeaderMap,
     Query(params): Query<AuditParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     let (from, limit) = (params.from.unwrap_or(1), params.limit.unwrap_or(100).clamp(1, 1000));
     match state.store.audit_entries(from, limit).await {
@@ -292,8 +323,8 @@ async fn audit_list(
 }
 
 async fn audit_verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     match state.store.verify_audit().await {
         Ok(verdict) => {

@@ -199,8 +199,13 @@ async fn serve_connection(
     state.broker_up.store(false, Ordering::Relaxed);
     metrics::gauge!(m::CONNECTION_UP).set(0.0);
     tracker.wait().await;
-    *state.publisher.write().await = None;
-    *state.inspector.write().await = None;
+    // Channels are closed one by one before the connection: a channel dropped here would be
+    // closing in the background while the connection closes, which lapin reports as an error.
+    let publisher = state.publisher.write().await.take();
+    let inspector = state.inspector.write().await.take();
+    for channel in publisher.into_iter().chain(inspector) {
+        let _ = channel.close(200, "credgate stopping".into()).await;
+    }
     let _ = connection.close(200, "credgate stopping".into()).await;
     Ok(())
 }

@@ -206,6 +206,7 @@ async fn serve_destination(
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
     let _ = consume_channel.close(200, "shutdown".into()).await;
+    let _ = publish_channel.close(200, "shutdown".into()).await;
     state.in_flight.clear(&queue);
     result
 }

@@ -230,6 +230,8 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/queues", get(queues))
         .merge(crate::runtime::admin_ops::routes())
+        .merge(crate::runtime::console_api::routes())
+        .merge(crate::runtime::console::routes())
         .with_state(state)
 }
 
@@ -241,17 +243,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// Whether the request carries any known admin token (read access; handlers that change or
+/// reveal something check `access::require` with their permission instead).
 pub(crate) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.config.admin_token else { return true };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_eq(given.as_bytes(), token.expose().as_bytes()))
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::runtime::access::caller(state, headers).is_some()
 }
 
 /// Depth and consumers of every queue of the topology (passive declares).

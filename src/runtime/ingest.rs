@@ -167,11 +167,16 @@ pub async fn ingest_batch(
     // Lineage and dedup key of every published document commit in one transaction: an
     // acknowledged document always has its lineage.
     let mut rows: Vec<Write> = Vec::new();
+    let record_lineage = state.config.process.store.lineage;
     for (((plan, inbound), outcome), step) in plans.iter().zip(batch).zip(&published).zip(&steps) {
         if let Plan::Fresh { processed, receipt, receipt_json } = plan
             && outcome.is_ok()
         {
-            rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+            if record_lineage {
+                rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+            }
+            // Lifecycle rows always: list events, retractions and publicity are state, not
+            // history (retraction holders still come from lineage, see docs/lifecycle.md).
             rows.extend(crate::runtime::lifecycle::writes(step, &receipt.received_at));
             crate::runtime::lifecycle::report(step, inbound.message_id);
             rows.push(Write::Message {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::lifecycle::dishonest_list::Entry;
-use crate::runtime::http::authorized;
+use crate::runtime::access::{self, Permission};
 use crate::runtime::state::AppState;
 
 /// The routes, merged into the admin router.
@@ -60,8 +60,9 @@ async fn dishonest_list(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    let permission = if params.reveal { Permission::Reveal } else { Permission::Read };
+    if let Err(denied) = access::require(&state, &headers, permission) {
+        return denied.into_response();
     }
     let list = match state.store.dishonest_list().await {
         Ok(list) => list,
@@ -136,8 +137,8 @@ async fn dishonest_list(
 }
 
 async fn clock_show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     axum::Json(json!({ "now": crate::pipeline::rfc3339_shanghai(state.clock.now()) }))
         .into_response()
@@ -154,8 +155,9 @@ async fn clock_set(
     headers: HeaderMap,
     axum::Json(body): axum::Json<ClockBody>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    // Moving time is an operator's act, like pausing a destination.
+    if let Err(denied) = access::require(&state, &headers, Permission::Pause) {
+        return denied.into_response();
     }
     if !state.config.process.lifecycle.test_clock {
         return error(
@@ -186,8 +188,8 @@ async fn scorecard(
     headers: HeaderMap,
     Query(params): Query<ScorecardParams>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "admin token required");
+    if let Err(denied) = access::require(&state, &headers, Permission::Read) {
+        return denied.into_response();
     }
     let now = state.clock.now();
     let Ok((from, to)) = scorecard_days(params.from.as_deref(), params.to.as_deref(), now) else {

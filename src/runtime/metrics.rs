@@ -39,3 +39,78 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// The samples of one metric in a Prometheus text rendering, each as its labels and value:
+/// the console reads this instance's counters back instead of keeping a second set.
+pub fn samples(
+    rendered: &str,
+    name: &str,
+) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in rendered.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(inner) => match inner.rsplit_once('}') {
+                Some((labels, value)) => (parse_labels(labels), value),
+                None => continue,
+            },
+            // Another metric whose name starts with this one.
+            None if !rest.starts_with(' ') => continue,
+            None => (std::collections::BTreeMap::new(), rest),
+        };
+        if let Ok(value) = value.trim().parse::<f64>() {
+            out.push((labels, value));
+        }
+    }
+    out
+}
+
+/// `a="x",b="y \"q\""` → labels (the exposition format escapes `\`, `"` and newlines).
+fn parse_labels(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                other => value.push(other),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').trim().to_owned(), value);
+        if chars.peek().is_none() {
+            break;
+        }
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_read_back_from_the_rendering() {
+        let text = "# TYPE credgate_upstream_requests_total counter\n\
+            credgate_upstream_requests_total{destination=\"hb-credit\",outcome=\"delivered\"} 3\n\
+            credgate_upstream_requests_total{destination=\"a \\\"b\\\"\",outcome=\"permanent\"} 1\n\
+            credgate_upstream_requests_total_other 9\n\
+            credgate_build_info 1\n";
+        let found = samples(text, UPSTREAM_REQUESTS);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].0["destination"], "hb-credit");
+        assert_eq!(found[0].0["outcome"], "delivered");
+        assert!((found[0].1 - 3.0).abs() < f64::EPSILON);
+        assert_eq!(found[1].0["destination"], "a \"b\"");
+        assert_eq!(samples(text, BUILD_INFO).len(), 1);
+    }
+}

@@ -168,8 +168,8 @@ pub enum OpsError {
 }
 
 /// Publishes the dead letters matching `filter` to `credgate.route` again (routing key = the
-/// destination, the same idempotency key, publisher confirms, mandatory), one at a time at
-/// `rate`, each marked with the dead letter it came from (`x-credgate-replay-of`) and recorded
+/// destination, the same idempotency key, publisher confirms, mandatory), in pipelined chunks
+/// paced to `rate` copies per second (0: unlimited), each marked with the dead letter it came from (`x-credgate-replay-of`) and recorded
 /// as a replay. Delivery skips a version that was delivered meanwhile, so replaying twice never
 /// delivers twice. A broker failure stops the replay (what was confirmed stays replayed).
 /// `progress(done, total)` is called after each copy.
@@ -182,9 +182,52 @@ pub async fn replay(
     channel: Option<&lapin::Channel>,
     filter: &DlqFilter,
     options: &ReplayOptions,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<ReplayReport, OpsError> {
     let letters = store.dead_letters(filter).await?;
+    let target = if filter.destination.is_empty() { "*" } else { filter.destination.as_str() };
+    let selection = serde_json::json!({ "filter": filter_json(filter) });
+    replay_letters(store, channel, letters, selection, target, options, progress).await
+}
+
+/// Replays exactly the named dead letters, whether or not they were replayed before (the
+/// console's button on one dead letter); otherwise as [`replay`].
+///
+/// # Errors
+///
+/// A dead letter is unknown ([`OpsError::NotFound`]) or the store failed.
+pub async fn replay_ids(
+    store: &Store,
+    channel: Option<&lapin::Channel>,
+    dead_ids: &[String],
+    options: &ReplayOptions,
+) -> Result<ReplayReport, OpsError> {
+    let mut letters = Vec::with_capacity(dead_ids.len());
+    for id in dead_ids {
+        let letter = store.dead_letter(id).await?.ok_or_else(|| OpsError::NotFound(id.clone()))?;
+        letters.push(letter.summary);
+    }
+    let destinations: std::collections::BTreeSet<&str> =
+        letters.iter().map(|l| l.destination.as_str()).collect();
+    let target = match destinations.into_iter().collect::<Vec<_>>().as_slice() {
+        [only] => (*only).to_owned(),
+        _ => "*".to_owned(),
+    };
+    let selection = serde_json::json!({ "requested": dead_ids });
+    replay_letters(store, channel, letters, selection, &target, options, |_, _| {}).await
+}
+
+/// Publishes the given dead letters and audits the replay (`selection` says how they were
+/// chosen, `target` is the destination or `*`).
+async fn replay_letters(
+    store: &Store,
+    channel: Option<&lapin::Channel>,
+    letters: Vec<crate::store::dlq::DeadLetterSummary>,
+    selection: Value,
+    target: &str,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ReplayReport, OpsError> {
     let total = letters.len();
     let mut report = ReplayReport {
         dry_run: options.dry_run,
@@ -194,47 +237,59 @@ pub async fn replay(
         items: Vec::with_capacity(total),
         audit_seq: None,
     };
-    let interval = (options.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / options.rate));
+    // Copies go out in chunks published under one wait for confirms, and each chunk's replay
+    // links commit in one transaction: one confirm round trip and one commit per letter made a
+    // 10,000-letter replay take minutes. A rate limit paces the chunks (small ones, so the
+    // pacing stays smooth); a failure stops the replay (the rest is reported, not attempted).
+    let chunk_size =
+        if options.rate > 0.0 { (options.rate / 5.0).clamp(1.0, 200.0) as usize } else { 200 };
     let mut next = tokio::time::Instant::now();
-    let mut stopped = None;
-    for (done, letter) in letters.into_iter().enumerate() {
-        let mut item = ReplayItem {
-            dead_id: letter.dead_id.clone(),
-            destination: letter.destination.clone(),
-            record_key: letter.record_key.clone(),
-            record_version: letter.record_version.clone(),
-            reason_class: letter.reason_class.clone(),
-            outcome: "would_replay".to_owned(),
-            replay_id: String::new(),
-        };
-        if options.dry_run {
-            report.items.push(item);
-            continue;
-        }
-        if let Some(error) = &stopped {
-            item.outcome = format!("failed: not attempted after an earlier failure ({error})");
-            report.failed += 1;
-            report.items.push(item);
-            continue;
-        }
-        if let Some(interval) = interval {
-            tokio::time::sleep_until(next).await;
-            next = tokio::time::Instant::now() + interval;
-        }
-        match replay_one(store, channel, &letter.dead_id, &options.actor).await {
-            Ok(replay_id) => {
-                item.outcome = "replayed".to_owned();
-                item.replay_id = replay_id;
-                report.replayed += 1;
+    let mut stopped: Option<String> = None;
+    let mut done = 0;
+    let mut letters = letters.into_iter().peekable();
+    while letters.peek().is_some() {
+        let chunk: Vec<_> = letters.by_ref().take(chunk_size).collect();
+        let mut items: Vec<ReplayItem> = chunk
+            .iter()
+            .map(|letter| ReplayItem {
+                dead_id: letter.dead_id.clone(),
+                destination: letter.destination.clone(),
+                record_key: letter.record_key.clone(),
+                record_version: letter.record_version.clone(),
+                reason_class: letter.reason_class.clone(),
+                outcome: "would_replay".to_owned(),
+                replay_id: String::new(),
+            })
+            .collect();
+        if !options.dry_run {
+            if options.rate > 0.0 {
+                tokio::time::sleep_until(next).await;
+                next = tokio::time::Instant::now()
+                    + Duration::from_secs_f64(chunk.len() as f64 / options.rate);
             }
-            Err(error) => {
-                item.outcome = format!("failed: {error}");
-                report.failed += 1;
+            if stopped.is_none()
+                && let Err(error) = replay_chunk(store, channel, &mut items, &options.actor).await
+            {
                 stopped = Some(error.to_string());
             }
+            for item in &mut items {
+                if item.outcome == "replayed" {
+                    report.replayed += 1;
+                } else {
+                    if item.outcome == "would_replay" {
+                        let why = stopped.as_deref().unwrap_or("unknown");
+                        item.outcome =
+                            format!("failed: not attempted after an earlier failure ({why})");
+                    }
+                    report.failed += 1;
+                }
+            }
         }
-        report.items.push(item);
-        progress(done + 1, total);
+        done += items.len();
+        report.items.extend(items);
+        if !options.dry_run {
+            progress(done, total);
+        }
     }
     if !options.dry_run && total > 0 {
         let ids: Vec<&str> = report
@@ -244,15 +299,16 @@ pub async fn replay(
             .map(|i| i.dead_id.as_str())
             .take(1000)
             .collect();
-        let details = serde_json::json!({
-            "filter": filter_json(filter),
+        let mut details = serde_json::json!({
             "rate": options.rate,
             "matched": report.matched,
             "replayed": report.replayed,
             "failed": report.failed,
             "dead_ids": ids,
         });
-        let target = if filter.destination.is_empty() { "*" } else { filter.destination.as_str() };
+        if let (Some(details), Value::Object(selection)) = (details.as_object_mut(), selection) {
+            details.extend(selection);
+        }
         report.audit_seq =
             Some(store.audit(&options.actor, "dlq.replay", target, &details).await?.seq);
     }
@@ -273,46 +329,73 @@ pub fn filter_json(filter: &DlqFilter) -> Value {
     })
 }
 
-async fn replay_one(
+/// Publishes one chunk of dead letters again (pipelined, one wait for confirms) and commits
+/// the replay links of those confirmed in one transaction; marks each item `replayed` or
+/// `failed: …`. An error that makes going on pointless (no channel, the store) is returned.
+async fn replay_chunk(
     store: &Store,
     channel: Option<&lapin::Channel>,
-    dead_id: &str,
+    items: &mut [ReplayItem],
     actor: &str,
-) -> Result<String, OpsError> {
+) -> Result<(), OpsError> {
     let channel = channel.ok_or(OpsError::NotConnected)?;
-    let Some(letter) = store.dead_letter(dead_id).await? else {
-        return Err(OpsError::NotFound(dead_id.to_owned()));
-    };
-    let s = &letter.summary;
-    let mut h = FieldTable::default();
-    broker::put_str(&mut h, headers::RECORD_KEY, &s.record_key);
-    broker::put_str(&mut h, headers::RECORD_VERSION, &s.record_version);
-    broker::put_str(&mut h, headers::CATALOG_ITEM, &s.catalog_item);
-    broker::put_str(&mut h, headers::OPERATION, &letter.operation);
-    broker::put_str(&mut h, headers::SOURCE_MESSAGE_ID, &s.source_message_id);
-    broker::put_str(&mut h, headers::SOURCE_ADAPTER, &s.source_adapter);
-    broker::put_int(&mut h, headers::ATTEMPT, 0);
-    broker::put_str(&mut h, REPLAY_OF, &s.dead_id);
-    let message = Outgoing {
-        exchange: broker::ROUTE_EXCHANGE.to_owned(),
-        routing_key: s.destination.clone(),
-        body: letter.payload.clone(),
-        properties: broker::properties(&s.idempotency_key, &letter.content_type).with_headers(h),
-        mandatory: true,
-    };
-    broker::publish_all(channel, vec![message]).await?;
-    let replay_id = format!("rp-{}", uuid::Uuid::now_v7().simple());
-    store
-        .write(Write::Replayed(Box::new(Replayed {
-            replay_id: replay_id.clone(),
-            replay_of: s.dead_id.clone(),
-            idempotency_key: s.idempotency_key.clone(),
-            destination: s.destination.clone(),
-            actor: actor.to_owned(),
-            at: crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
-        })))
-        .await?;
-    Ok(replay_id)
+    let mut groups = Vec::with_capacity(items.len());
+    let mut letters = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let Some(letter) = store.dead_letter(&item.dead_id).await? else {
+            return Err(OpsError::NotFound(item.dead_id.clone()));
+        };
+        let s = &letter.summary;
+        let mut h = FieldTable::default();
+        broker::put_str(&mut h, headers::RECORD_KEY, &s.record_key);
+        broker::put_str(&mut h, headers::RECORD_VERSION, &s.record_version);
+        broker::put_str(&mut h, headers::CATALOG_ITEM, &s.catalog_item);
+        broker::put_str(&mut h, headers::OPERATION, &letter.operation);
+        broker::put_str(&mut h, headers::SOURCE_MESSAGE_ID, &s.source_message_id);
+        broker::put_str(&mut h, headers::SOURCE_ADAPTER, &s.source_adapter);
+        broker::put_int(&mut h, headers::ATTEMPT, 0);
+        broker::put_str(&mut h, REPLAY_OF, &s.dead_id);
+        groups.push(vec![Outgoing {
+            exchange: broker::ROUTE_EXCHANGE.to_owned(),
+            routing_key: s.destination.clone(),
+            body: letter.payload.clone(),
+            properties: broker::properties(&s.idempotency_key, &letter.content_type)
+                .with_headers(h),
+            mandatory: true,
+        }]);
+        letters.push(letter);
+    }
+    let published = broker::publish_groups(channel, groups).await;
+    let at = crate::pipeline::rfc3339_shanghai(jiff::Timestamp::now());
+    let mut links = Vec::with_capacity(items.len());
+    let mut first_error = None;
+    for ((item, letter), outcome) in items.iter_mut().zip(&letters).zip(published) {
+        match outcome {
+            Ok(()) => {
+                let s = &letter.summary;
+                item.replay_id = format!("rp-{}", uuid::Uuid::now_v7().simple());
+                links.push(Write::Replayed(Box::new(Replayed {
+                    replay_id: item.replay_id.clone(),
+                    replay_of: s.dead_id.clone(),
+                    idempotency_key: s.idempotency_key.clone(),
+                    destination: s.destination.clone(),
+                    actor: actor.to_owned(),
+                    at: at.clone(),
+                })));
+            }
+            Err(error) => {
+                item.outcome = format!("failed: {error}");
+                first_error.get_or_insert(OpsError::from(error));
+            }
+        }
+    }
+    // Published but not linked (the commit failed) is reported as failed: the copy may still
+    // arrive, and delivery recognises it by its idempotency key.
+    store.write_all(links).await?;
+    for item in items.iter_mut().filter(|i| !i.replay_id.is_empty()) {
+        item.outcome = "replayed".to_owned();
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// A dead letter for display: its summary, history and the destination's answer, the record

@@ -373,6 +373,7 @@ fn endpoints<'a>(
 /// platform republishes what was unconfirmed; every penalty reaches the credit site.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_mid_stream() {
+    support::within(Duration::from_secs(420), async {
     if support::shared_broker().is_none() {
         return;
     }
@@ -457,12 +458,15 @@ async fn broker_killed_mid_stream() {
     assert_clean_log(&gateway);
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
+    })
+    .await
 }
 
 /// R4 (CI size): the gateway is SIGKILLed at ~30 % and ~60 % of processing and restarted each
 /// time; unacked deliveries come back and are redelivered with the same idempotency key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_killed_mid_stream() {
+    support::within(Duration::from_secs(420), async {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     let n = 1500;
@@ -548,6 +552,8 @@ async fn gateway_killed_mid_stream() {
     assert_clean_log(&gateway);
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
+    })
+    .await
 }
 
 /// R6/R8: the credit site answers 500 for 6 s and then recovers — every penalty is delivered
@@ -557,152 +563,158 @@ async fn gateway_killed_mid_stream() {
 /// still failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
-    let Some(broker) = support::shared_broker() else { return };
-    let started = Instant::now();
-    let (n_penalties, n_alerts) = (40, 30);
-    const MARKER: &str = "REJECT-ME-400";
-    let rejected: BTreeSet<usize> = (0..n_alerts).filter(|i| i % 5 == 2).collect();
-    let vhost_guard = Vhost::new(&broker, "dest-faults");
-    let vhost = vhost_guard.name.clone();
-    let stop = CancellationToken::new();
-    let regulator = MockDestination::start(
-        "127.0.0.1:0",
-        Behaviour::RejectContaining(MARKER.into()),
-        None,
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    // The credit site fails for 6 s from the moment publishing starts: its mock starts on a
-    // reserved port once the gateway is up (nothing reaches it before the first publish).
-    let credit_port = support::free_port_near(0);
-    let endpoints = BTreeMap::from([
-        ("hb-credit", format!("http://127.0.0.1:{credit_port}/api/credit/push")),
-        ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
-    ]);
-    let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 8);
-    set_rate(&config, "hb-credit", 1000);
-    let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
-    let connection = support::connect(&broker, &vhost).await;
-    let channel = broker::confirm_channel(&connection).await.unwrap();
-    let fail_until = Instant::now() + Duration::from_secs(6);
-    let credit = MockDestination::start(
-        &format!("127.0.0.1:{credit_port}"),
-        Behaviour::FailUntil(fail_until),
-        Some(support::SECRET.into()),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let published = Instant::now();
-    let mut documents = Vec::new();
-    for i in 0..n_penalties.max(n_alerts) {
-        if i < n_penalties {
-            documents.push(inbound(
-                "wh-ggzy",
-                "penalty",
-                &format!("df-p-{i}"),
-                penalty(30_000 + i, None),
-            ));
+    support::within(Duration::from_secs(420), async {
+        let Some(broker) = support::shared_broker() else { return };
+        let started = Instant::now();
+        let (n_penalties, n_alerts) = (40, 30);
+        const MARKER: &str = "REJECT-ME-400";
+        let rejected: BTreeSet<usize> = (0..n_alerts).filter(|i| i % 5 == 2).collect();
+        let vhost_guard = Vhost::new(&broker, "dest-faults");
+        let vhost = vhost_guard.name.clone();
+        let stop = CancellationToken::new();
+        let regulator = MockDestination::start(
+            "127.0.0.1:0",
+            Behaviour::RejectContaining(MARKER.into()),
+            None,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        // The credit site fails for 6 s from the moment publishing starts: its mock starts on a
+        // reserved port once the gateway is up (nothing reaches it before the first publish).
+        let credit_port = support::free_port_near(0);
+        let endpoints = BTreeMap::from([
+            ("hb-credit", format!("http://127.0.0.1:{credit_port}/api/credit/push")),
+            ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
+        ]);
+        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 8);
+        set_rate(&config, "hb-credit", 1000);
+        let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
+        let connection = support::connect(&broker, &vhost).await;
+        let channel = broker::confirm_channel(&connection).await.unwrap();
+        let fail_until = Instant::now() + Duration::from_secs(6);
+        let credit = MockDestination::start(
+            &format!("127.0.0.1:{credit_port}"),
+            Behaviour::FailUntil(fail_until),
+            Some(support::SECRET.into()),
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let published = Instant::now();
+        let mut documents = Vec::new();
+        for i in 0..n_penalties.max(n_alerts) {
+            if i < n_penalties {
+                documents.push(inbound(
+                    "wh-ggzy",
+                    "penalty",
+                    &format!("df-p-{i}"),
+                    penalty(30_000 + i, None),
+                ));
+            }
+            if i < n_alerts {
+                let marker = rejected.contains(&i).then_some(MARKER);
+                documents.push(inbound(
+                    "hb-smart-supervision",
+                    "alert",
+                    &format!("df-a-{i}"),
+                    alert(i, marker),
+                ));
+            }
         }
-        if i < n_alerts {
-            let marker = rejected.contains(&i).then_some(MARKER);
-            documents.push(inbound(
-                "hb-smart-supervision",
-                "alert",
-                &format!("df-a-{i}"),
-                alert(i, marker),
-            ));
-        }
-    }
-    broker::publish_all(&channel, documents).await.unwrap();
+        broker::publish_all(&channel, documents).await.unwrap();
 
-    let good_alerts: BTreeSet<String> =
-        (0..n_alerts).filter(|i| !rejected.contains(i)).map(alert_record_key).collect();
-    let bad_alerts: BTreeSet<String> = rejected.iter().map(|i| alert_record_key(*i)).collect();
-    let all_alerts: BTreeSet<String> = good_alerts.union(&bad_alerts).cloned().collect();
-    let penalties: BTreeSet<String> =
-        (0..n_penalties).map(|i| penalty_record_key(30_000 + i)).collect();
+        let good_alerts: BTreeSet<String> =
+            (0..n_alerts).filter(|i| !rejected.contains(i)).map(alert_record_key).collect();
+        let bad_alerts: BTreeSet<String> = rejected.iter().map(|i| alert_record_key(*i)).collect();
+        let all_alerts: BTreeSet<String> = good_alerts.union(&bad_alerts).cloned().collect();
+        let penalties: BTreeSet<String> =
+            (0..n_penalties).map(|i| penalty_record_key(30_000 + i)).collect();
 
-    // Isolation: the regulator gets its good alerts while the credit site still fails.
-    let regulator_done = wait_for(Duration::from_secs(30), || {
-        let seen = tally(&regulator);
-        good_alerts.iter().all(|k| seen.accepted.contains_key(k))
-    })
-    .await;
-    let regulator_done_at = Instant::now();
-    let credit_while_failing = tally(&credit);
-    assert!(regulator_done, "regulator's good alerts not delivered");
-    assert!(
-        regulator_done_at < fail_until,
-        "regulator's alerts were delivered only after the credit site recovered"
-    );
-    assert!(credit_while_failing.accepted.is_empty(), "credit site accepted while failing");
-    assert!(credit_while_failing.failures > 0, "credit site saw no requests while failing");
+        // Isolation: the regulator gets its good alerts while the credit site still fails.
+        let regulator_done = wait_for(Duration::from_secs(30), || {
+            let seen = tally(&regulator);
+            good_alerts.iter().all(|k| seen.accepted.contains_key(k))
+        })
+        .await;
+        let regulator_done_at = Instant::now();
+        let credit_while_failing = tally(&credit);
+        assert!(regulator_done, "regulator's good alerts not delivered");
+        assert!(
+            regulator_done_at < fail_until,
+            "regulator's alerts were delivered only after the credit site recovered"
+        );
+        assert!(credit_while_failing.accepted.is_empty(), "credit site accepted while failing");
+        assert!(credit_while_failing.failures > 0, "credit site saw no requests while failing");
 
-    let credit_done = wait_for(Duration::from_secs(60), || {
-        let seen = tally(&credit);
-        penalties.iter().all(|k| seen.accepted.contains_key(k))
-    })
-    .await;
-    let credit_done_in = published.elapsed();
-    let queues = live_queues(&config);
-    let drained =
-        wait_empty(&connection, &queues, Duration::from_secs(2), Duration::from_secs(60)).await;
-    assert_eq!(gateway.terminate(), Some(0), "log:\n{}", gateway.log_text());
-    let credit_seen = tally(&credit);
-    let regulator_seen = tally(&regulator);
-    let credit_dead = dead_letters(&connection, "hb-credit").await;
-    let regulator_dead = dead_letters(&connection, "hb-housing-regulator").await;
-    let attempts: Vec<usize> = credit_seen.statuses.values().map(Vec::len).collect();
-    eprintln!(
-        "[destination_failing…] credit site: {n_penalties} penalties, {} requests ({} answered \
+        let credit_done = wait_for(Duration::from_secs(60), || {
+            let seen = tally(&credit);
+            penalties.iter().all(|k| seen.accepted.contains_key(k))
+        })
+        .await;
+        let credit_done_in = published.elapsed();
+        let queues = live_queues(&config);
+        let drained =
+            wait_empty(&connection, &queues, Duration::from_secs(2), Duration::from_secs(60)).await;
+        assert_eq!(gateway.terminate(), Some(0), "log:\n{}", gateway.log_text());
+        let credit_seen = tally(&credit);
+        let regulator_seen = tally(&regulator);
+        let credit_dead = dead_letters(&connection, "hb-credit").await;
+        let regulator_dead = dead_letters(&connection, "hb-housing-regulator").await;
+        let attempts: Vec<usize> = credit_seen.statuses.values().map(Vec::len).collect();
+        eprintln!(
+            "[destination_failing…] credit site: {n_penalties} penalties, {} requests ({} answered \
          500), attempts per record {}..={}, all delivered {:.1} s after publishing (failure \
          window {:.1} s); regulator: {} good alerts delivered {:.1} s after publishing, {} \
          rejected; total {:.1} s",
-        credit_seen.requests,
-        credit_seen.failures,
-        attempts.iter().min().unwrap_or(&0),
-        attempts.iter().max().unwrap_or(&0),
-        credit_done_in.as_secs_f64(),
-        (fail_until - published).as_secs_f64(),
-        good_alerts.len(),
-        (regulator_done_at - published).as_secs_f64(),
-        bad_alerts.len(),
-        started.elapsed().as_secs_f64()
-    );
-    assert!(credit_done, "credit site backlog not delivered after recovery");
-    let credit_accounting =
-        check("destination_failing…/hb-credit", &penalties, &credit_seen, &credit_dead, 0);
-    assert_eq!(credit_accounting.dead_lettered, 0, "nothing dead-lettered at the credit site");
-    assert!(attempts.iter().all(|a| *a >= 2), "every penalty was retried after a 500");
-    assert!(
-        credit_seen.statuses.values().flatten().all(|s| *s == 200 || *s == 500),
-        "unexpected statuses at the credit site"
-    );
-    let regulator_accounting = check(
-        "destination_failing…/hb-housing-regulator",
-        &all_alerts,
-        &regulator_seen,
-        &regulator_dead,
-        0,
-    );
-    assert_eq!(regulator_accounting.delivered, good_alerts.len());
-    assert_eq!(regulator_accounting.dead_lettered, bad_alerts.len());
-    for (key, headers) in &regulator_dead {
-        assert!(bad_alerts.contains(key), "a good alert was dead-lettered: {key}");
-        assert_eq!(regulator_seen.statuses[key], vec![400], "{key}: not exactly one attempt");
-        assert_eq!(headers.get("x-credgate-dead-reason").map(String::as_str), Some("http 400"));
-        let remote = headers.get("x-credgate-remote-response").cloned().unwrap_or_default();
-        assert!(remote.starts_with("400") && remote.contains("E500"), "remote answer: {remote}");
-        let history: Vec<serde_json::Value> =
-            serde_json::from_str(&headers["x-credgate-attempt-history"]).unwrap();
-        assert_eq!(history.len(), 1, "{key}: attempt history {history:?}");
-        assert_eq!(history[0]["outcome"], "permanent");
-    }
-    assert_eq!(drained, Ok(()), "queues not drained");
-    stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+            credit_seen.requests,
+            credit_seen.failures,
+            attempts.iter().min().unwrap_or(&0),
+            attempts.iter().max().unwrap_or(&0),
+            credit_done_in.as_secs_f64(),
+            (fail_until - published).as_secs_f64(),
+            good_alerts.len(),
+            (regulator_done_at - published).as_secs_f64(),
+            bad_alerts.len(),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(credit_done, "credit site backlog not delivered after recovery");
+        let credit_accounting =
+            check("destination_failing…/hb-credit", &penalties, &credit_seen, &credit_dead, 0);
+        assert_eq!(credit_accounting.dead_lettered, 0, "nothing dead-lettered at the credit site");
+        assert!(attempts.iter().all(|a| *a >= 2), "every penalty was retried after a 500");
+        assert!(
+            credit_seen.statuses.values().flatten().all(|s| *s == 200 || *s == 500),
+            "unexpected statuses at the credit site"
+        );
+        let regulator_accounting = check(
+            "destination_failing…/hb-housing-regulator",
+            &all_alerts,
+            &regulator_seen,
+            &regulator_dead,
+            0,
+        );
+        assert_eq!(regulator_accounting.delivered, good_alerts.len());
+        assert_eq!(regulator_accounting.dead_lettered, bad_alerts.len());
+        for (key, headers) in &regulator_dead {
+            assert!(bad_alerts.contains(key), "a good alert was dead-lettered: {key}");
+            assert_eq!(regulator_seen.statuses[key], vec![400], "{key}: not exactly one attempt");
+            assert_eq!(headers.get("x-credgate-dead-reason").map(String::as_str), Some("http 400"));
+            let remote = headers.get("x-credgate-remote-response").cloned().unwrap_or_default();
+            assert!(
+                remote.starts_with("400") && remote.contains("E500"),
+                "remote answer: {remote}"
+            );
+            let history: Vec<serde_json::Value> =
+                serde_json::from_str(&headers["x-credgate-attempt-history"]).unwrap();
+            assert_eq!(history.len(), 1, "{key}: attempt history {history:?}");
+            assert_eq!(history[0]["outcome"], "permanent");
+        }
+        assert_eq!(drained, Ok(()), "queues not drained");
+        stop.cancel();
+        let _ = connection.close(200, "".into()).await;
+    })
+    .await
 }
 
 /// R8 / §9: undecodable and schema-invalid documents interleaved with good ones never block the
@@ -710,6 +722,7 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
 /// destination permanently rejects does not hold up the copies queued behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_document_does_not_block_the_queue() {
+    support::within(Duration::from_secs(420), async {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     const MARKER: &str = "DELIVERY-POISON";
@@ -867,4 +880,6 @@ async fn poison_document_does_not_block_the_queue() {
     assert_eq!(drained, Ok(()), "queues not drained");
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
+    })
+    .await
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod alarms;
 mod config_and_fixtures;
+mod console_ui;
 mod end_to_end;
 mod faults;
 mod lifecycle_e2e;

@@ -1,6 +1,8 @@
 //! The store behaves the same on SQLite and PostgreSQL: dedup keys with their first receipt,
 //! and the highest delivered version per destination and record key (older ones never win).
 
+use std::time::Duration;
+
 use credgate::store::{Store, Write};
 
 async fn exercise(store: &Store, tag: &str) {
@@ -18,6 +20,20 @@ async fn exercise(store: &Store, tag: &str) {
     // A second write of the same id keeps the first receipt (the answer to a duplicate).
     store.write(message("{\"first\":false}")).await.unwrap();
     assert_eq!(store.receipt_for(&id).await.unwrap().as_deref(), Some("{\"first\":true}"));
+    // Receipts per source (the console's 回执 tab), on both backends.
+    let since = "2026-11-23T00:00:00.000+08:00";
+    let receipts = store.receipts("wh-ggzy", since, "accepted", 10_000).await.unwrap();
+    assert!(receipts.iter().any(|r| r.message_id == id), "{receipts:?}");
+    assert!(
+        store
+            .receipts("wh-ggzy", since, "rejected", 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.message_id != id)
+    );
+    let counts = store.receipt_counts("wh-ggzy", since).await.unwrap();
+    assert!(counts.iter().any(|(status, n)| status == "accepted" && *n >= 1), "{counts:?}");
 
     let key = format!("admin_penalty:{id}");
     let delivered = |version: &str| Write::Delivered {
@@ -66,20 +82,26 @@ async fn exercise(store: &Store, tag: &str) {
 
 #[tokio::test]
 async fn sqlite_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open("sqlite://store.db", dir.path()).await.unwrap();
-    assert_eq!(store.backend(), "sqlite");
-    exercise(&store, "sqlite").await;
+    support::within(Duration::from_secs(300), async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("sqlite://store.db", dir.path()).await.unwrap();
+        assert_eq!(store.backend(), "sqlite");
+        exercise(&store, "sqlite").await;
+    })
+    .await
 }
 
 #[tokio::test]
 async fn postgres_store() {
-    // A database of its own: the shared `test` database would record this branch's migrations
-    // as applied for every other branch testing against it.
-    let Some((store, raw)) = postgres_backend("basic").await else { return };
-    assert_eq!(store.backend(), "postgres");
-    exercise(&store, "postgres").await;
-    raw.drop_database().await;
+    support::within(Duration::from_secs(300), async {
+        // A database of its own: the shared `test` database would record this branch's migrations
+        // as applied for every other branch testing against it.
+        let Some((store, raw)) = postgres_backend("basic").await else { return };
+        assert_eq!(store.backend(), "postgres");
+        exercise(&store, "postgres").await;
+        raw.drop_database().await;
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,64 +500,79 @@ async fn exercise_pause(store: &Store) {
 
 #[tokio::test]
 async fn sqlite_lineage_dlq_pause() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _raw) = sqlite_backend(&dir).await;
-    exercise_lineage(&store).await;
-    exercise_dead_letters(&store).await;
-    exercise_pause(&store).await;
+    support::within(Duration::from_secs(300), async {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _raw) = sqlite_backend(&dir).await;
+        exercise_lineage(&store).await;
+        exercise_dead_letters(&store).await;
+        exercise_pause(&store).await;
+    })
+    .await
 }
 
 #[tokio::test]
 async fn postgres_lineage_dlq_pause() {
-    let Some((store, raw)) = postgres_backend("lineage").await else { return };
-    exercise_lineage(&store).await;
-    exercise_dead_letters(&store).await;
-    exercise_pause(&store).await;
-    raw.drop_database().await;
+    support::within(Duration::from_secs(300), async {
+        let Some((store, raw)) = postgres_backend("lineage").await else { return };
+        exercise_lineage(&store).await;
+        exercise_dead_letters(&store).await;
+        exercise_pause(&store).await;
+        raw.drop_database().await;
+    })
+    .await
 }
 
 #[tokio::test]
 async fn sqlite_audit_tampering_is_found() {
-    for (tamper, at) in [(ALTER, 2), (REMOVE, 3), (REORDER, 2), (TRUNCATE, 4)] {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, raw) = sqlite_backend(&dir).await;
-        exercise_audit(&store, &raw, tamper, at).await;
-    }
+    support::within(Duration::from_secs(300), async {
+        for (tamper, at) in [(ALTER, 2), (REMOVE, 3), (REORDER, 2), (TRUNCATE, 4)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, raw) = sqlite_backend(&dir).await;
+            exercise_audit(&store, &raw, tamper, at).await;
+        }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn postgres_audit_tampering_is_found() {
-    for (i, (tamper, at)) in
-        [(ALTER, 2), (REMOVE, 3), (REORDER, 2), (TRUNCATE, 4)].into_iter().enumerate()
-    {
-        let Some((store, raw)) = postgres_backend(&format!("audit{i}")).await else { return };
-        exercise_audit(&store, &raw, tamper, at).await;
-        raw.drop_database().await;
-    }
+    support::within(Duration::from_secs(300), async {
+        for (i, (tamper, at)) in
+            [(ALTER, 2), (REMOVE, 3), (REORDER, 2), (TRUNCATE, 4)].into_iter().enumerate()
+        {
+            let Some((store, raw)) = postgres_backend(&format!("audit{i}")).await else { return };
+            exercise_audit(&store, &raw, tamper, at).await;
+            raw.drop_database().await;
+        }
+    })
+    .await
 }
 
 /// Concurrent appenders (two handles on one store: as a CLI and a gateway would be) never fork
 /// the chain.
 #[tokio::test]
 async fn audit_appends_from_two_handles_stay_one_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = Store::open("sqlite://audit.db", dir.path()).await.unwrap();
-    let b = Store::open("sqlite://audit.db", dir.path()).await.unwrap();
-    let appends = (0..20).map(|i| {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        async move {
-            store
-                .audit("cli:t", "destination.pause", "x", &serde_json::json!({ "i": i }))
-                .await
-                .unwrap()
-        }
-    });
-    let entries = futures_util::future::join_all(appends).await;
-    let mut seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
-    seqs.sort();
-    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
-    let verdict = a.verify_audit().await.unwrap();
-    assert_eq!((verdict.entries, verdict.first_broken), (20, None));
+    support::within(Duration::from_secs(300), async {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open("sqlite://audit.db", dir.path()).await.unwrap();
+        let b = Store::open("sqlite://audit.db", dir.path()).await.unwrap();
+        let appends = (0..20).map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            async move {
+                store
+                    .audit("cli:t", "destination.pause", "x", &serde_json::json!({ "i": i }))
+                    .await
+                    .unwrap()
+            }
+        });
+        let entries = futures_util::future::join_all(appends).await;
+        let mut seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+        let verdict = a.verify_audit().await.unwrap();
+        assert_eq!((verdict.entries, verdict.first_broken), (20, None));
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,23 +13,43 @@ use lapin::types::FieldTable;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The shared broker of this machine kind, or `None` (tests then skip, unless the suite runs
-/// under `scripts/test.sh`, which requires it).
+/// The shared broker of this machine kind (127.0.0.1:5672), or the node `scripts/test.sh` started
+/// in its place when that one did not answer (`CREDGATE_BROKER_PORT`, `CREDGATE_BROKER_NODE`),
+/// or `None` (tests then skip, unless the suite runs under `scripts/test.sh`, which requires it).
 pub fn shared_broker() -> Option<Broker> {
+    let port: u16 =
+        std::env::var("CREDGATE_BROKER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5672);
     let reachable = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5672".parse().ok()?,
+        &format!("127.0.0.1:{port}").parse().ok()?,
         Duration::from_secs(1),
     )
     .is_ok();
     if !reachable {
         assert!(
             std::env::var("CREDGATE_REQUIRE_BROKER").is_err(),
-            "RabbitMQ on 127.0.0.1:5672 is required"
+            "RabbitMQ on 127.0.0.1:{port} is required"
         );
-        eprintln!("skipping: no RabbitMQ on 127.0.0.1:5672");
+        eprintln!("skipping: no RabbitMQ on 127.0.0.1:{port}");
         return None;
     }
-    Some(Broker { port: 5672, node: None, dir: None, server: std::sync::Mutex::new(None) })
+    let node = std::env::var("CREDGATE_BROKER_NODE").ok().filter(|n| !n.is_empty());
+    Some(Broker { port, node, dir: None, server: std::sync::Mutex::new(None) })
+}
+
+/// Runs a test body under a deadline, so a wedged broker or a stuck gateway fails the test
+/// (unwinding, so its gateways and private nodes are stopped by their guards) instead of
+/// hanging CI.
+pub async fn within<F: std::future::Future<Output = ()>>(limit: Duration, body: F) {
+    if tokio::time::timeout(limit, body).await.is_err() {
+        panic!("test did not finish within {limit:?}");
+    }
+}
+
+/// `rabbitmqctl`, bounded in time: a broker that stopped answering must fail the test, not hang it.
+fn rabbitmqctl() -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=10", "150", "rabbitmqctl"]);
+    cmd
 }
 
 /// A RabbitMQ node: the shared one, or a private one started for fault injection.
@@ -95,7 +115,7 @@ impl Broker {
         if let Some(mut old) = self.server.lock().unwrap().replace(child) {
             let _ = old.wait();
         }
-        let mut wait = Command::new("rabbitmqctl");
+        let mut wait = rabbitmqctl();
         self.env(&mut wait);
         let status = wait
             .args([
@@ -136,9 +156,11 @@ impl Broker {
     }
 
     pub fn ctl(&self, args: &[&str]) -> bool {
-        let mut cmd = Command::new("rabbitmqctl");
+        let mut cmd = rabbitmqctl();
         if let Some(node) = &self.node {
-            self.env(&mut cmd);
+            if self.dir.is_some() {
+                self.env(&mut cmd);
+            }
             cmd.args(["-n", node]);
         }
         cmd.args(args)
@@ -167,8 +189,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(node) = &self.node {
-            let mut cmd = Command::new("rabbitmqctl");
+        // Only a node this process started (it has a data dir) is stopped here.
+        if let (Some(node), Some(_)) = (&self.node, &self.dir) {
+            let mut cmd = rabbitmqctl();
             self.env(&mut cmd);
             let _ = cmd
                 .args(["-n", node, "shutdown"])
