@@ -95,6 +95,18 @@ pub enum Command {
     /// The operator audit log.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
+    /// Compliance scorecard per day, source organisation and catalog item.
+    Scorecard {
+        /// First day (YYYY-MM-DD); default 30 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// CSV instead of a table (or JSON with --output json).
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -118,6 +130,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dlq(command) => ops::dlq(&cli, command),
         Command::Destinations(command) => ops::destinations(&cli, command),
         Command::Audit(command) => ops::audit(&cli, command),
+        Command::Scorecard { from, to, csv } => {
+            ops::scorecard(&cli, from.as_deref(), to.as_deref(), *csv)
+        }
     }
 }
 

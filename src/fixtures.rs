@@ -26,6 +26,32 @@ struct CaseFile {
     received_at: String,
     #[serde(default)]
     description: String,
+    /// Runs the lifecycle step (`lifecycle::hook`) too, over what earlier documents left in
+    /// the store; its output appears under `lifecycle` in the expectation.
+    #[serde(default)]
+    lifecycle: Option<LifecycleCase>,
+}
+
+/// What the store is assumed to know before the case's document arrives.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LifecycleCase {
+    #[serde(default)]
+    prior: Vec<PriorDocument>,
+}
+
+/// An earlier document, processed like the case's own; its copies are holders of its records
+/// (delivered to the destinations named in `delivered`, still queued elsewhere), and its list
+/// entries are on the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorDocument {
+    adapter: String,
+    doc_type: String,
+    input: String,
+    received_at: String,
+    #[serde(default)]
+    delivered: Vec<String>,
 }
 
 /// The outcome of one fixture.
@@ -95,8 +121,15 @@ fn run_case(
         received_at,
         source_timestamp: None,
     };
-    let processed = pipeline::process(config, &inbound);
-    let actual = describe(&processed, &inbound);
+    let mut processed = pipeline::process(config, &inbound);
+    let lifecycle = match &case.lifecycle {
+        Some(lc) => Some(run_lifecycle(config, dir, lc, &mut processed)?),
+        None => None,
+    };
+    let mut actual = describe(&processed, &inbound);
+    if let Some(lifecycle) = lifecycle {
+        actual["lifecycle"] = lifecycle;
+    }
     let expected_path = dir.join("expected.json");
     if bless {
         let text = serde_json::to_string_pretty(&actual).map_err(|e| e.to_string())?;
@@ -114,6 +147,128 @@ fn run_case(
         case.description,
         if diffs.is_empty() { CaseOutcome::Pass } else { CaseOutcome::Fail(diffs) },
     ))
+}
+
+/// The lifecycle step over the case's document, with the prior documents as the store.
+fn run_lifecycle(
+    config: &CompiledConfig,
+    dir: &Path,
+    case: &LifecycleCase,
+    processed: &mut pipeline::Processed,
+) -> Result<Value, String> {
+    use crate::lifecycle::hook::{self, HolderRow, Known, Target};
+    let mut known = Known::default();
+    for (n, prior) in case.prior.iter().enumerate() {
+        let body = std::fs::read(dir.join(&prior.input))
+            .map_err(|e| format!("cannot read {}: {e}", prior.input))?;
+        let received_at: jiff::Timestamp = prior
+            .received_at
+            .parse()
+            .map_err(|e| format!("received_at `{}`: {e}", prior.received_at))?;
+        let message_id = format!("fixture-prior:{n}");
+        let inbound = Inbound {
+            adapter: &prior.adapter,
+            doc_type: &prior.doc_type,
+            body: &body,
+            content_type: None,
+            message_id: &message_id,
+            correlation_id: None,
+            received_at,
+            source_timestamp: None,
+        };
+        let earlier = pipeline::process(config, &inbound);
+        for record in &earlier.records {
+            let Some(canonical) = &record.record else { continue };
+            if record.status == pipeline::RecordStatus::Rejected {
+                return Err(format!("prior {} was rejected", prior.input));
+            }
+            if canonical.get_str("catalog_item") == "dishonest_list_entry"
+                && let Ok(event) = crate::lifecycle::dishonest_list::ListEvent::from_record(
+                    canonical.record_version(),
+                    canonical.get_str("operation"),
+                    &canonical.fields,
+                )
+            {
+                known.list.apply(event);
+            }
+            // Publicised penalties of prior documents feed the bid checks, like the store's
+            // publicity table does at runtime.
+            if canonical.get_str("catalog_item") == "admin_penalty"
+                && let Ok(decision) = config.lifecycle.publicity.decide(
+                    &config.calendar,
+                    canonical.get_str("catalog_item"),
+                    &canonical.fields,
+                    None,
+                )
+                && let Some(uscc) = canonical.fields.get("subject_uscc").and_then(Value::as_str)
+                && let Some(penalty) =
+                    crate::lifecycle::bid_warning::PublicisedPenalty::from_decision(
+                        canonical.record_key(),
+                        uscc,
+                        &canonical.fields,
+                        &decision,
+                    )
+            {
+                known.penalties.push(penalty);
+            }
+            let target = known
+                .targets
+                .entry(canonical.record_key().to_owned())
+                .or_insert_with(Target::default);
+            target.latest = Some(canonical.clone());
+            for copy in &record.copies {
+                let version = canonical.record_version().to_owned();
+                target.holders.push(HolderRow {
+                    destination: copy.destination.clone(),
+                    delivered_version: prior
+                        .delivered
+                        .contains(&copy.destination)
+                        .then(|| version.clone()),
+                    routed_version: version,
+                });
+            }
+        }
+    }
+    let step = hook::after_accept(config, &mut [processed], &known).pop().unwrap_or_default();
+    let generated: Vec<Value> = step
+        .generated
+        .iter()
+        .map(|g| {
+            let payloads: Map<String, Value> = g
+                .copies
+                .iter()
+                .map(|c| {
+                    let body = serde_json::from_slice::<Value>(&c.payload).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&c.payload).into_owned())
+                    });
+                    (
+                        c.destination.clone(),
+                        json!({"idempotency_key": c.idempotency_key, "body": body}),
+                    )
+                })
+                .collect();
+            json!({
+                "kind": g.kind,
+                "record_key": g.record.record_key(),
+                "record_version": g.record.record_version(),
+                "payloads": payloads,
+            })
+        })
+        .collect();
+    let retractions: Vec<Value> =
+        step.retractions.iter().map(|r| json!({"cause": r.cause, "tracker": r.tracker})).collect();
+    let list_events: Vec<Value> = step
+        .list_events
+        .iter()
+        .map(|(key, event)| json!({"record_key": key, "event": event}))
+        .collect();
+    Ok(json!({
+        "generated": generated,
+        "retractions": retractions,
+        "list_events": list_events,
+        "publicity": step.publicity,
+        "notes": step.notes,
+    }))
 }
 
 /// Everything a fixture pins down, as one JSON document.

@@ -20,6 +20,8 @@ pub mod bid_warning;
 pub mod deadlines;
 pub mod dishonest_list;
 pub mod dispute;
+pub mod hook;
+pub mod obligations;
 pub mod publicity;
 pub mod retraction;
 

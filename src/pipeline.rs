@@ -354,25 +354,8 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
         match &decision {
             RouteDecision::To(destinations) => {
                 for dest_id in destinations {
-                    let Some(dest) =
-                        config.adapters.get(dest_id).and_then(|a| a.destination.as_ref())
-                    else {
-                        continue;
-                    };
-                    let released = dest.policy.release(item, &record.fields);
-                    let payload =
-                        encode::render_released(dest.format, item, &record.envelope, &released)
-                            .unwrap_or_default();
-                    copies.push(OutboundCopy {
-                        destination: dest_id.clone(),
-                        idempotency_key: idempotency_key(
-                            dest_id,
-                            &record_key,
-                            record.record_version(),
-                        ),
-                        content_type: dest.format.content_type(),
-                        payload,
-                    });
+                    let key = idempotency_key(dest_id, &record_key, record.record_version());
+                    copies.extend(encode_copy(config, item, &record, dest_id, key));
                 }
             }
             RouteDecision::Unmatched => violations.push(crate::validate::label(
@@ -438,6 +421,28 @@ pub fn record_key(item: &crate::catalog::CatalogItem, fields: &Fields) -> Option
         }
     }
     Some(key)
+}
+
+/// One destination's copy of a record: released (masked) and rendered with that destination's
+/// policy and format. `None` when `dest_id` is not a destination. The lifecycle step renders
+/// the records it generates (retractions, credit warnings) through this too.
+pub fn encode_copy(
+    config: &CompiledConfig,
+    item: &crate::catalog::CatalogItem,
+    record: &CanonicalRecord,
+    dest_id: &str,
+    idempotency_key: String,
+) -> Option<OutboundCopy> {
+    let dest = config.adapters.get(dest_id).and_then(|a| a.destination.as_ref())?;
+    let released = dest.policy.release(item, &record.fields);
+    let payload =
+        encode::render_released(dest.format, item, &record.envelope, &released).unwrap_or_default();
+    Some(OutboundCopy {
+        destination: dest_id.to_owned(),
+        idempotency_key,
+        content_type: dest.format.content_type(),
+        payload,
+    })
 }
 
 /// The outbound idempotency key: a digest of destination, record key and record version.

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("store/0001_init.sql")),
     (2, include_str!("store/0002_lineage.sql")),
     (3, include_str!("store/0003_claims.sql")),
+    (4, include_str!("store/0004_lifecycle.sql")),
 ];
 
 /// How many writes one transaction may carry.
@@ -82,6 +83,8 @@ pub enum Write {
     Rejected(Box<dlq::RejectedInput>),
     /// A delivery claim is given up, with the copy's outcome (`claims`).
     ReleaseClaim(Box<claims::Release>),
+    /// A list event, a planned retraction or a publicity decision (`lifecycle`).
+    Lifecycle(Box<lifecycle::LifecycleWrite>),
 }
 
 macro_rules! on_pool {
@@ -314,6 +317,7 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
                 Write::Replayed(w) => dlq::commit_replayed(&mut tx, w).await?,
                 Write::Rejected(w) => dlq::commit_rejected(&mut tx, w).await?,
                 Write::ReleaseClaim(w) => claims::commit_release(&mut tx, w).await?,
+                Write::Lifecycle(w) => lifecycle::commit_lifecycle(&mut tx, w).await?,
             }
         }
         tx.commit().await
@@ -325,6 +329,7 @@ pub mod backend;
 pub mod claims;
 pub mod dlq;
 pub mod dlq_purge;
+pub mod lifecycle;
 pub mod lineage;
 pub mod receipts;
 pub mod retention;

@@ -237,8 +237,16 @@ pub(super) fn records(cli: &Cli, command: &RecordsCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let shown: Vec<Value> =
+    let mut shown: Vec<Value> =
         histories.iter().map(|h| ops::present_history(&config.catalog, h, reveal)).collect();
+    for record in &mut shown {
+        let annotated =
+            crate::runtime::lifecycle::annotate(&config, &store, record, jiff::Timestamp::now());
+        if let Err(error) = rt.block_on(annotated) {
+            eprintln!("records: {error}");
+            return ExitCode::from(1);
+        }
+    }
     if cli.output == OutputFormat::Json {
         print_json(&serde_json::json!({ "records": shown }));
     } else if shown.is_empty() {
@@ -313,6 +321,58 @@ fn print_record(record: &Value) {
         }
         println!("{}  {}", text(&latest["record"]["title"]), text(&latest["record_version"]));
         println!("{fields}");
+    }
+    print_lifecycle(&record["lifecycle"]);
+}
+
+/// Publicity decisions and retractions (with each holder's acknowledgement) of a record.
+fn print_lifecycle(lifecycle: &Value) {
+    let empty = Vec::new();
+    for p in lifecycle["publicity"].as_array().unwrap_or(&empty) {
+        let window = if p["publish"].as_bool() == Some(true) {
+            format!("公示 {} – {}", text(&p["min_end"]), text(&p["max_end"]))
+        } else {
+            "不予公示".to_owned()
+        };
+        println!(
+            "publicity {}: {} {} ({})",
+            text(&p["record_version"]),
+            text(&p["tier"]),
+            window,
+            text(&p["rule_version"])
+        );
+    }
+    let deadlines = lifecycle["deadlines"].as_array().unwrap_or(&empty);
+    if !deadlines.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["version", "destination", "deadline", "due", "status", "delivered"]);
+        for d in deadlines {
+            table.add_row([
+                text(&d["record_version"]),
+                text(&d["destination"]),
+                text(&d["rule"]),
+                text(&d["due"]),
+                text(&d["status"]),
+                text(&d["delivered_on"]),
+            ]);
+        }
+        println!("deadlines:\n{table}");
+    }
+    for r in lifecycle["retractions"].as_array().unwrap_or(&empty) {
+        println!(
+            "retraction {} ({}), due {}:",
+            text(&r["retract_version"]),
+            text(&r["cause"]["cause"]),
+            text(&r["due"])
+        );
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["holder", "acknowledgement", "confirmed at"]);
+        for h in r["holders"].as_array().unwrap_or(&empty) {
+            table.add_row([text(&h["destination"]), text(&h["status"]), text(&h["confirmed_at"])]);
+        }
+        println!("{table}");
     }
 }
 
@@ -640,4 +700,66 @@ pub(super) fn audit(cli: &Cli, command: &AuditCommand) -> ExitCode {
             }
         },
     }
+}
+
+/// `credgate scorecard`: the compliance scorecard from the store.
+pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bool) -> ExitCode {
+    let now = jiff::Timestamp::now();
+    let Ok((from, to)) = crate::runtime::lifecycle_api::scorecard_days(from, to, now) else {
+        eprintln!("scorecard: --from / --to must be dates (YYYY-MM-DD)");
+        return ExitCode::from(2);
+    };
+    let (config, rt, store) = match open(cli, false) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let rows =
+        match rt.block_on(crate::runtime::scorecard::scorecard(&config, &store, from, to, now)) {
+            Ok(rows) => rows,
+            Err(error) => {
+                eprintln!("scorecard: {error}");
+                return ExitCode::from(1);
+            }
+        };
+    if csv {
+        println!("{}", crate::runtime::scorecard::ScoreRow::CSV_HEADER);
+        for row in &rows {
+            println!("{}", row.csv());
+        }
+    } else if cli.output == OutputFormat::Json {
+        print_json(
+            &serde_json::json!({ "from": from.to_string(), "to": to.to_string(), "rows": rows }),
+        );
+    } else {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header([
+            "day",
+            "source org",
+            "item",
+            "accepted",
+            "warnings",
+            "rejected docs",
+            "met",
+            "breached",
+            "open",
+            "at risk",
+        ]);
+        for r in &rows {
+            table.add_row([
+                r.day.clone(),
+                r.source_org.clone(),
+                r.catalog_item.clone(),
+                r.accepted.to_string(),
+                r.accepted_with_warnings.to_string(),
+                r.rejected_documents.to_string(),
+                r.deadlines_met.to_string(),
+                r.deadlines_breached.to_string(),
+                r.deadlines_open.to_string(),
+                r.deadlines_at_risk.to_string(),
+            ]);
+        }
+        println!("{table}");
+    }
+    ExitCode::SUCCESS
 }

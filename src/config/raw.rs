@@ -119,7 +119,7 @@ fn default_breaker_max_open() -> u64 {
 }
 
 /// `[lifecycle]`: deadline status thresholds and objection handling (issue 6).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleSection {
     #[serde(default)]
@@ -130,6 +130,34 @@ pub struct LifecycleSection {
     /// are generated.
     #[serde(default)]
     pub bid_warning: Option<crate::lifecycle::bid_warning::BidWarningConfig>,
+    /// Tests and demos only: lets `POST /v1/lifecycle/clock` move the lifecycle's "now"
+    /// forward, so publicity expiry and deadlines can be shown without waiting.
+    #[serde(default)]
+    pub test_clock: bool,
+    /// Seconds between ticks of the lifecycle timers (publicity expiry); default 60.
+    #[serde(default = "default_timer_interval")]
+    pub timer_interval_secs: u64,
+    /// Optional webhook (HTTP POST, JSON) told of every reporting obligation that becomes
+    /// at-risk or breached (they are always logged).
+    #[serde(default)]
+    pub deadline_webhook: Option<String>,
+}
+
+fn default_timer_interval() -> u64 {
+    60
+}
+
+impl Default for LifecycleSection {
+    fn default() -> Self {
+        LifecycleSection {
+            at_risk: Default::default(),
+            dispute: Default::default(),
+            bid_warning: None,
+            test_clock: false,
+            timer_interval_secs: default_timer_interval(),
+            deadline_webhook: None,
+        }
+    }
 }
 
 /// `[runtime]`: which workers this instance runs.

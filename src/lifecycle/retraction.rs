@@ -64,6 +64,8 @@ pub enum CauseKind {
     ListRemoval {
         reason: RemovalReason,
     },
+    /// The maximum publicity period ended (the publicity timer): publicity stops everywhere.
+    PublicityEnded,
 }
 
 /// The decision behind a retraction.
@@ -160,6 +162,7 @@ impl RetractionCause {
             CauseKind::ListRemoval { reason: RemovalReason::Expired } => "期满移出",
             CauseKind::ListRemoval { reason: RemovalReason::Repaired } => "信用修复移出",
             CauseKind::ListRemoval { reason: RemovalReason::Revoked } => "撤销",
+            CauseKind::PublicityEnded => "公示期满",
         }
     }
 }

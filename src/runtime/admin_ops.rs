@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/destinations/{id}/{action}", post(destination_action))
         .route("/v1/audit", get(audit_list))
         .route("/v1/audit/verify", get(audit_verify))
+        .merge(crate::runtime::lifecycle_api::routes())
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -106,10 +107,19 @@ async fn records(
                     return store_error(e);
                 }
             }
-            let shown: Vec<_> = histories
+            let mut shown: Vec<_> = histories
                 .iter()
                 .map(|h| ops::present_history(&state.config.catalog, h, params.reveal))
                 .collect();
+            let now = state.clock.now();
+            for record in &mut shown {
+                if let Err(e) =
+                    crate::runtime::lifecycle::annotate(&state.config, &state.store, record, now)
+                        .await
+                {
+                    return store_error(e);
+                }
+            }
             axum::Json(json!({ "records": shown })).into_response()
         }
         Err(e) => store_error(e),

@@ -54,6 +54,7 @@ pub async fn run(
         prometheus,
         in_flight: Default::default(),
         breakers: AppState::breakers_for(&config),
+        clock: Default::default(),
     });
 
     let ingest_listener = TcpListener::bind(&config.process.http.listen).await?;
@@ -164,6 +165,10 @@ async fn serve_connection(
                 }
             });
         }
+    }
+    if run_ingest {
+        // Singleton across instances through its store lease.
+        tracker.spawn(crate::runtime::lifecycle_timer::run(state.clone(), session.clone()));
     }
     tracker.close();
 

@@ -118,10 +118,19 @@ pub async fn ingest_batch(
         }
     }
 
+    // The lifecycle step: store lookups first, then the pure hook, all before anything is
+    // published, so generated copies share the documents' confirm wait and ack discipline.
+    let steps = match after_accept(state, &mut plans, batch).await {
+        Ok(steps) => steps,
+        Err(error) => return fail_all(batch.len(), &error.to_string()),
+    };
+
     let groups = plans
         .iter()
         .zip(batch)
-        .map(|(plan, inbound)| match plan {
+        .zip(&steps)
+        .map(|((plan, inbound), step)| (plan, inbound, step))
+        .map(|(plan, inbound, step)| match plan {
             Plan::Known(receipt) => {
                 vec![receipt_message(receipt, serde_json::to_vec(receipt).unwrap_or_default())]
             }
@@ -134,6 +143,7 @@ pub async fn ingest_batch(
             },
             Plan::Fresh { processed, receipt, receipt_json } => {
                 let mut out = outgoing_messages(inbound, processed, receipt);
+                out.extend(crate::runtime::lifecycle::outgoing(step, inbound.message_id));
                 out.push(receipt_message(receipt, receipt_json.as_bytes().to_vec()));
                 out
             }
@@ -158,13 +168,17 @@ pub async fn ingest_batch(
     // acknowledged document always has its lineage.
     let mut rows: Vec<Write> = Vec::new();
     let record_lineage = state.config.process.store.lineage;
-    for ((plan, inbound), outcome) in plans.iter().zip(batch).zip(&published) {
+    for (((plan, inbound), outcome), step) in plans.iter().zip(batch).zip(&published).zip(&steps) {
         if let Plan::Fresh { processed, receipt, receipt_json } = plan
             && outcome.is_ok()
         {
             if record_lineage {
                 rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
             }
+            // Lifecycle rows always: list events, retractions and publicity are state, not
+            // history (retraction holders still come from lineage, see docs/lifecycle.md).
+            rows.extend(crate::runtime::lifecycle::writes(step, &receipt.received_at));
+            crate::runtime::lifecycle::report(step, inbound.message_id);
             rows.push(Write::Message {
                 message_id: inbound.message_id.to_owned(),
                 adapter: inbound.adapter.to_owned(),
@@ -212,6 +226,49 @@ pub async fn ingest_batch(
         .collect();
     tally.flush(started.elapsed().as_secs_f64());
     results
+}
+
+/// Runs the lifecycle step over the new documents of a batch (one `Step` per plan, empty for
+/// the others) and brings their receipts up to date with what it changed.
+async fn after_accept(
+    state: &AppState,
+    plans: &mut [Plan],
+    batch: &[Inbound<'_>],
+) -> Result<Vec<crate::lifecycle::hook::Step>, StoreError> {
+    let fresh: Vec<&Processed> = plans
+        .iter()
+        .filter_map(|p| match p {
+            Plan::Fresh { processed, .. } => Some(processed),
+            _ => None,
+        })
+        .collect();
+    let needs = crate::runtime::lifecycle::needs(&fresh);
+    let known = crate::runtime::lifecycle::lookups(state, &needs).await?;
+    let mut docs: Vec<&mut Processed> = plans
+        .iter_mut()
+        .filter_map(|p| match p {
+            Plan::Fresh { processed, .. } => Some(processed),
+            _ => None,
+        })
+        .collect();
+    let mut fresh_steps =
+        crate::lifecycle::hook::after_accept(&state.config, &mut docs, &known).into_iter();
+    let mut steps = Vec::with_capacity(plans.len());
+    for (plan, inbound) in plans.iter_mut().zip(batch) {
+        match plan {
+            Plan::Fresh { processed, receipt, receipt_json } => {
+                let step = fresh_steps.next().unwrap_or_default();
+                // Only the publicity decision changes a document (copies held back, a warning).
+                if !step.publicity.is_empty() {
+                    *receipt = processed.receipt(inbound);
+                    *receipt_json = serde_json::to_string(&*receipt).unwrap_or_default();
+                }
+                steps.push(step);
+            }
+            _ => steps.push(Default::default()),
+        }
+    }
+    Ok(steps)
 }
 
 /// Processes a new document (pure stages) and prepares its receipt.
@@ -334,26 +391,7 @@ fn outgoing_messages(
         match &record.route {
             Some(RouteDecision::To(_)) => {
                 for copy in &record.copies {
-                    let mut h = FieldTable::default();
-                    broker::put_str(&mut h, headers::RECORD_KEY, canonical.record_key());
-                    broker::put_str(&mut h, headers::RECORD_VERSION, canonical.record_version());
-                    broker::put_str(
-                        &mut h,
-                        headers::CATALOG_ITEM,
-                        canonical.get_str("catalog_item"),
-                    );
-                    broker::put_str(&mut h, headers::OPERATION, canonical.get_str("operation"));
-                    broker::put_str(&mut h, headers::SOURCE_MESSAGE_ID, inbound.message_id);
-                    broker::put_str(&mut h, headers::SOURCE_ADAPTER, inbound.adapter);
-                    broker::put_int(&mut h, headers::ATTEMPT, 0);
-                    out.push(Outgoing {
-                        exchange: broker::ROUTE_EXCHANGE.to_owned(),
-                        routing_key: copy.destination.clone(),
-                        body: copy.payload.clone(),
-                        properties: broker::properties(&copy.idempotency_key, copy.content_type)
-                            .with_headers(h),
-                        mandatory: true,
-                    });
+                    out.push(copy_message(canonical, copy, inbound.message_id, inbound.adapter));
                 }
             }
             Some(RouteDecision::Unmatched) => {
@@ -402,6 +440,31 @@ fn outgoing_messages(
         });
     }
     out
+}
+
+/// One routed copy as a canonical envelope on `credgate.route` (routing key = destination,
+/// mandatory), with the headers delivery works from.
+pub(crate) fn copy_message(
+    canonical: &crate::pipeline::CanonicalRecord,
+    copy: &crate::pipeline::OutboundCopy,
+    source_message_id: &str,
+    source_adapter: &str,
+) -> Outgoing {
+    let mut h = FieldTable::default();
+    broker::put_str(&mut h, headers::RECORD_KEY, canonical.record_key());
+    broker::put_str(&mut h, headers::RECORD_VERSION, canonical.record_version());
+    broker::put_str(&mut h, headers::CATALOG_ITEM, canonical.get_str("catalog_item"));
+    broker::put_str(&mut h, headers::OPERATION, canonical.get_str("operation"));
+    broker::put_str(&mut h, headers::SOURCE_MESSAGE_ID, source_message_id);
+    broker::put_str(&mut h, headers::SOURCE_ADAPTER, source_adapter);
+    broker::put_int(&mut h, headers::ATTEMPT, 0);
+    Outgoing {
+        exchange: broker::ROUTE_EXCHANGE.to_owned(),
+        routing_key: copy.destination.clone(),
+        body: copy.payload.clone(),
+        properties: broker::properties(&copy.idempotency_key, copy.content_type).with_headers(h),
+        mandatory: true,
+    }
 }
 
 impl Processed {

@@ -24,6 +24,7 @@ pub const QUEUE_CONSUMERS: &str = "credgate_queue_consumers";
 pub const HTTP_SECONDS: &str = "http_server_request_duration_seconds";
 pub const BUILD_INFO: &str = "credgate_build_info";
 pub const CALENDAR_LAST_YEAR: &str = "credgate_calendar_last_year_loaded";
+pub const DEADLINE_OBLIGATIONS: &str = "credgate_deadline_obligations";
 
 /// Installs the global recorder once and returns its handle; later calls (tests that start
 /// several gateways in one process) get a fresh unregistered handle.

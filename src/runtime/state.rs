@@ -27,6 +27,8 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// Circuit breaker per destination; outlives reconnects so an outage is remembered.
     pub breakers: HashMap<String, Arc<crate::runtime::breaker::Breaker>>,
+    /// "Now" for lifecycle decisions (movable only with `[lifecycle] test_clock = true`).
+    pub clock: crate::runtime::lifecycle::Clock,
 }
 
 /// Deliveries taken from a queue and not yet settled, with the time each was published.

@@ -169,8 +169,10 @@ async fn every_direction_end_to_end() {
             || {
                 let accepted = credit.accepted();
                 let keys: BTreeSet<String> = accepted.keys().cloned().collect();
-                // 30 penalties and the 3 good CSV rows (the listing came from hb-credit, so not back).
-                async move { keys.len() >= n + 3 }
+                // 30 penalties and 2 of the 3 good CSV rows (the listing came from hb-credit, so
+                // not back; row 2, a 1 500 元 fine of a 个体工商户, is 轻微 and not forwarded for
+                // publicity).
+                async move { keys.len() >= n + 2 }
             },
         )
         .await;

@@ -14,5 +14,6 @@ mod console_ui;
 mod end_to_end;
 mod faults;
 mod instances;
+mod lifecycle_e2e;
 mod store;
 mod store_e2e;

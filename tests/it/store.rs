@@ -793,5 +793,175 @@ async fn sqlite_purge_beside_ingest() {
 async fn postgres_purge_beside_ingest() {
     let Some((store, raw)) = postgres_backend("purge").await else { return };
     purge_beside_ingest(&store, &raw, "postgres").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle state (issue 6) on both backends: list events in any order and repeated rebuild
+// the same list; retraction acknowledgements come from the retract copies' attempts; a lease
+// is held by one owner at a time until it expires.
+// ---------------------------------------------------------------------------------------------
+
+use credgate::lifecycle::dishonest_list::ListEvent;
+use credgate::lifecycle::retraction::{AckEntry, AckTracker, CauseKind, OpKind, RetractionCause};
+use credgate::store::lifecycle::LifecycleWrite;
+
+fn list_event(id: &str, version: &str, removed_on: Option<&str>) -> Write {
+    let mut fields = serde_json::json!({
+        "blacklist_id": id,
+        "subject_name": "武汉测试市政工程有限公司",
+        "subject_uscc": "91420106MA4R2T6U2E",
+        "listed_on": "2026-06-15",
+    });
+    if let Some(day) = removed_on {
+        fields["removed_on"] = day.into();
+        fields["removal_reason"] = "信用修复移出".into();
+    }
+    let event = ListEvent::from_record(version, "upsert", fields.as_object().unwrap()).unwrap();
+    Write::Lifecycle(Box::new(LifecycleWrite::ListEvent {
+        record_key: format!("dishonest_list_entry:{id}"),
+        event,
+        accepted_at: "2026-11-23T10:00:00.000+08:00".into(),
+    }))
+}
+
+async fn exercise_lifecycle(store: &Store) {
+    // The removal arrives before the listing it removes, then the listing twice.
+    store.write(list_event("A", "2026-11-16", Some("2026-11-16"))).await.unwrap();
+    store.write(list_event("A", "2026-06-15", None)).await.unwrap();
+    store.write(list_event("A", "2026-06-15", None)).await.unwrap();
+    store.write(list_event("B", "2026-07-01", None)).await.unwrap();
+    let list = store.dishonest_list().await.unwrap();
+    assert_eq!(list.version(), 2, "the late listing is superseded, the repeat is a duplicate");
+    let july: jiff::Timestamp = "2026-07-02T00:00:00+08:00".parse().unwrap();
+    let december: jiff::Timestamp = "2026-12-01T00:00:00+08:00".parse().unwrap();
+    assert_eq!(list.as_of(july).len(), 2);
+    let ids: Vec<String> = list.as_of(december).into_iter().map(|e| e.blacklist_id).collect();
+    assert_eq!(ids, ["B"]);
+    assert_eq!(list.delta(1).unwrap().changes.len(), 1);
+
+    // A retraction at two holders; one has delivered its retract copy.
+    let key = "admin_penalty:X|鄂公管罚〔2026〕1号";
+    let version = "2026-11-01~retract:credit_repair:R1";
+    let tracker = AckTracker {
+        target_record_key: key.into(),
+        retract_version: version.into(),
+        due: "2026-11-19".parse().unwrap(),
+        acks: [
+            ("hb-credit".to_owned(), AckEntry { kind: OpKind::Send, confirmed_at: None }),
+            ("wh-ggzy-trading".to_owned(), AckEntry { kind: OpKind::Send, confirmed_at: None }),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let cause = RetractionCause {
+        kind: CauseKind::Revocation,
+        basis_record_key: key.into(),
+        basis_record_version: version.into(),
+        decided_on: "2026-11-16".parse().unwrap(),
+    };
+    let write = || {
+        Write::Lifecycle(Box::new(LifecycleWrite::Retraction {
+            cause: cause.clone(),
+            tracker: tracker.clone(),
+            planned_at: "2026-11-16T10:00:00.000+08:00".into(),
+        }))
+    };
+    store.write(write()).await.unwrap();
+    store.write(write()).await.unwrap();
+    let idem = pipeline::idempotency_key("hb-credit", key, version);
+    store.write(attempt(key, version, &idem, 1, "delivered", "")).await.unwrap();
+    let before_due: jiff::Timestamp = "2026-11-18T12:00:00+08:00".parse().unwrap();
+    let shown = store.retractions(key, before_due).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    let status: Vec<(&str, &str)> =
+        shown[0].holders.iter().map(|h| (h.destination.as_str(), h.status.as_str())).collect();
+    assert_eq!(status, [("hb-credit", "confirmed"), ("wh-ggzy-trading", "pending")]);
+    let after_due: jiff::Timestamp = "2026-11-21T12:00:00+08:00".parse().unwrap();
+    let shown = store.retractions(key, after_due).await.unwrap();
+    assert_eq!(shown[0].holders[1].status, "overdue");
+
+    // Publicity, deadlines, penalty index and scorecard queries over an ingested penalty made
+    // serious (fine ≥ 100 万元), decided 2023-06-01 (527号: up to 3 years, to 2026-06-01).
+    let config = sample_config();
+    let mut doc: serde_json::Value = serde_json::from_slice(&support::penalty(4100)).unwrap();
+    doc["CF_NR_FK"] = 150.0.into();
+    doc["CF_JDRQ"] = "2023-06-01".into();
+    doc["CF_YXQ"] = "2026-06-01".into();
+    let body = serde_json::to_vec(&doc).unwrap();
+    let received = jiff::Timestamp::from_second(1_795_000_000).unwrap();
+    let inbound = Inbound {
+        adapter: "wh-ggzy",
+        doc_type: "penalty",
+        body: &body,
+        content_type: Some("application/json"),
+        message_id: "lc-store-1",
+        correlation_id: None,
+        received_at: received,
+        source_timestamp: None,
+    };
+    let mut processed = pipeline::process(&config, &inbound);
+    let step = credgate::lifecycle::hook::after_accept(
+        &config,
+        &mut [&mut processed],
+        &credgate::lifecycle::hook::Known::default(),
+    )
+    .pop()
+    .unwrap();
+    let receipt = processed.receipt(&inbound);
+    let mut writes = lineage_writes(&inbound, &processed, &receipt);
+    writes.extend(
+        step.publicity
+            .iter()
+            .map(|p| Write::Lifecycle(Box::new(LifecycleWrite::Publicity(p.clone())))),
+    );
+    store.write_all(writes).await.unwrap();
+    let pkey = processed.records[0].record.as_ref().unwrap().record_key().to_owned();
+    let shown = store.publicity(&pkey).await.unwrap();
+    assert_eq!((shown[0].tier.as_str(), shown[0].max_end.as_str()), ("严重", "2026-06-01"));
+    assert!(store.publicity_due("2026-06-01", 10).await.unwrap().is_empty());
+    let due = store.publicity_due("2026-06-02", 10).await.unwrap();
+    assert_eq!(due, [(pkey.clone(), "2026-06-01".to_owned())]);
+    let penalties = store.serious_penalties("91420100MA4P7Q8R8N").await.unwrap();
+    assert!(penalties.iter().any(|p| p.record_key == pkey), "{penalties:?}");
+    let copies = store.copy_deliveries(Some(&pkey), "").await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!((copies[0].1.as_str(), copies[0].2.as_deref()), ("hb-credit", None));
+    let since = pipeline::rfc3339_shanghai(
+        received.checked_sub(jiff::SignedDuration::from_hours(1)).unwrap(),
+    );
+    assert!(!store.copy_deliveries(None, &since).await.unwrap().is_empty());
+    let until = pipeline::rfc3339_shanghai(
+        received.checked_add(jiff::SignedDuration::from_hours(1)).unwrap(),
+    );
+    assert_eq!(store.received_between(&since, &until).await.unwrap().len(), 1);
+    store
+        .write(Write::Lifecycle(Box::new(LifecycleWrite::PublicityStopped {
+            record_key: pkey.clone(),
+            stopped_at: "2026-06-02T00:00:01.000+08:00".into(),
+        })))
+        .await
+        .unwrap();
+    assert!(store.publicity_due("2026-06-03", 10).await.unwrap().is_empty());
+
+    // Leases: one owner until expiry, renewable by its owner.
+    let t = |s: &str| s.to_owned();
+    assert!(store.take_lease("publicity", "a", &t("10:00"), &t("10:30")).await.unwrap());
+    assert!(!store.take_lease("publicity", "b", &t("10:10"), &t("10:40")).await.unwrap());
+    assert!(store.take_lease("publicity", "a", &t("10:20"), &t("10:50")).await.unwrap());
+    assert!(store.take_lease("publicity", "b", &t("10:51"), &t("11:20")).await.unwrap());
+    assert!(!store.take_lease("publicity", "a", &t("10:52"), &t("11:20")).await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_lifecycle_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _raw) = sqlite_backend(&dir).await;
+    exercise_lifecycle(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_lifecycle_state() {
+    let Some((store, raw)) = postgres_backend("lifecycle").await else { return };
+    exercise_lifecycle(&store).await;
     raw.drop_database().await;
 }

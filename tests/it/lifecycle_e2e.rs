@@ -1,0 +1,558 @@
+//! The credit lifecycle wired into the running gateway (issue 6), against the real broker and
+//! store, with the lifecycle clock moved through the test-only admin endpoint:
+//!
+//! 1. a penalty reaches the credit platform; a credit repair of it retracts it there (found
+//!    from lineage, not from today's routes), and `/v1/records` shows the holder confirmed;
+//!    a paused holder stays pending, and becomes overdue once the clock passes the due day;
+//! 2. a severe-dishonesty listing and its removal become list events: the list as of an
+//!    instant, the delta since a version, the snapshot; the removal retracts the entry at
+//!    every trading platform that held it;
+//! 3. a bid naming the listed company as a candidate, at a time it was listed, yields a
+//!    credit warning to smart supervision, the regulator and the trading platforms.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use credgate::testkit::{self, Behaviour, MockDestination};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::support::{self, Gateway, TestConfig};
+
+const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
+const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
+const LISTED_USCC: &str = "91420106MA4R2T6U2E";
+
+struct Admin {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client.get(format!("{}{path}", self.base)).bearer_auth(support::SECRET).send(),
+        )
+        .await
+        .expect("admin API answers within 30 s")
+        .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(support::SECRET)
+                .json(&body)
+                .send(),
+        )
+        .await
+        .expect("admin API answers within 30 s")
+        .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The lifecycle retractions of a record key.
+    async fn retractions(&self, key: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/records?key={}", urlencode(key))).await;
+        assert_eq!(status, 200, "{body}");
+        body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn holder_status(retraction: &Value, destination: &str) -> String {
+    retraction["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["destination"] == destination)
+        .map(|h| h["status"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/adapters/fixtures/{adapter}/{case}/{file}", support::REPO)).unwrap()
+}
+
+/// A credit repair of the penalty, decided `on` (YYYY-MM-DD).
+fn repair(on: &str) -> Vec<u8> {
+    let mut doc: Value =
+        serde_json::from_slice(&fixture("hb-credit", "repair-ok", "input.json")).unwrap();
+    doc["XFRQ"] = on.into();
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// The shipped configuration's lifecycle sections, and the movable clock.
+fn lifecycle_sections(webhook: &str) -> String {
+    let shipped =
+        std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
+    let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
+    format!(
+        "\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\ndeadline_webhook = \"{webhook}\"\n\n{}",
+        &shipped[start..]
+    )
+}
+
+fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
+    bodies.iter().filter_map(|(_, b)| serde_json::from_slice(b).ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
+    support::within(Duration::from_secs(420), async {
+        let Some(broker) = support::shared_broker() else { return };
+        let vhost = broker.vhost("lifecycle");
+        let stop = CancellationToken::new();
+        let credit = MockDestination::start(
+            "127.0.0.1:0",
+            Behaviour::Accept,
+            Some(support::SECRET.into()),
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let regulator =
+            MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
+                .await
+                .unwrap();
+        let webhook = MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
+            .await
+            .unwrap();
+        let endpoints = BTreeMap::from([
+            ("hb-credit", format!("http://{}/api/credit/push", credit.addr)),
+            ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
+        ]);
+        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
+        let process = config.path().join("credgate.toml");
+        let mut text = std::fs::read_to_string(&process).unwrap();
+        text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
+        std::fs::write(&process, text).unwrap();
+        let mut gateway = Gateway::spawn(&config);
+        let admin = Admin {
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{}", config.admin_port),
+        };
+        let connection = support::connect(&broker, &vhost).await;
+        let collect = |exchange: &'static str, queue: &'static str| {
+            testkit::collect_exchange(&connection, exchange, queue, stop.clone())
+        };
+        let hb_trading = collect("platform.hb-ggzy-trading", "t.hb-ggzy-trading").await.unwrap();
+        let wh_trading = collect("platform.wh-ggzy-trading", "t.wh-ggzy-trading").await.unwrap();
+        let supervision =
+            collect("platform.hb-smart-supervision", "t.hb-smart-supervision").await.unwrap();
+        let _clean_gov = collect("platform.hb-clean-gov", "t.hb-clean-gov").await.unwrap();
+        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
+        let publish =
+            |adapter: &'static str, doc_type: &'static str, id: &'static str, body: Vec<u8>| {
+                let channel = channel.clone();
+                async move {
+                    testkit::publish_document(
+                        &channel,
+                        adapter,
+                        doc_type,
+                        id,
+                        "application/json",
+                        &body,
+                    )
+                    .await
+                    .unwrap();
+                }
+            };
+
+        // --- 1. Retraction reaching every holder -------------------------------------------
+        publish("wh-ggzy", "penalty", "lc-penalty", support::penalty(12)).await;
+        let credit_ref = &credit;
+        support::eventually(
+            Duration::from_secs(60),
+            "penalty delivered to hb-credit",
+            || async move { credit_ref.accepted().len() == 1 },
+        )
+        .await;
+        // The repair is decided today, so its deadline (3 working days) lies ahead.
+        let today = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).date();
+        publish("hb-credit", "repair", "lc-repair", repair(&today.to_string())).await;
+        support::eventually(
+            Duration::from_secs(60),
+            "retraction delivered to hb-credit",
+            || async move { credit_ref.accepted().len() == 2 },
+        )
+        .await;
+        // The retract copy is the 信用中国 column format with 操作类型 D.
+        let retract_body = credit
+            .requests()
+            .into_iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .find(|b| b["CZLX"] == "D");
+        assert!(retract_body.is_some(), "hb-credit got no retract copy: {:?}", credit.requests());
+        let admin_ref = &admin;
+        support::eventually(Duration::from_secs(30), "hb-credit confirmed", || async move {
+            admin_ref
+                .retractions(PENALTY_KEY)
+                .await
+                .first()
+                .is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
+        })
+        .await;
+        let retraction = admin.retractions(PENALTY_KEY).await.remove(0);
+        assert_eq!(retraction["cause"]["cause"], "repair", "{retraction}");
+        assert!(
+            retraction["retract_version"].as_str().unwrap().contains("~retract:credit_repair:"),
+            "{retraction}"
+        );
+
+        // --- 5. Working-day deadlines of the copy: 双公示 from the decision (2026-09-28) was
+        // breached long ago; province → credit platform from today's receipt was met.
+        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(PENALTY_KEY))).await;
+        let deadlines = shown["records"][0]["lifecycle"]["deadlines"].as_array().unwrap().clone();
+        let status_of = |rule: &str| {
+            deadlines
+                .iter()
+                .find(|d| d["rule"] == rule && d["destination"] == "hb-credit")
+                .map(|d| d["status"].as_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert_eq!(status_of("double_publicity"), "breached", "{deadlines:?}");
+        assert_eq!(status_of("province_to_credit_platform"), "met", "{deadlines:?}");
+        let webhook_ref = &webhook;
+        support::eventually(Duration::from_secs(30), "deadline alert webhook", || async move {
+            webhook_ref.requests().iter().any(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|b| b["status"] == "breached" && b["record_key"] == PENALTY_KEY)
+            })
+        })
+        .await;
+        support::eventually(Duration::from_secs(30), "deadline metric", || async move {
+            let text = reqwest::get(format!("{}/metrics", admin_ref.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines().any(|l| {
+                l.starts_with("credgate_deadline_obligations")
+                    && l.contains("source_org=\"11420000MB0P1Q2R33\"")
+                    && l.contains("status=\"breached\"")
+            })
+        })
+        .await;
+
+        // The CLI shows the same: the retraction with the holder confirmed, the deadlines.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+            .args(["--config", config.path().to_str().unwrap(), "records", "show", PENALTY_KEY])
+            .output()
+            .unwrap();
+        let shown_cli = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(shown_cli.contains("retraction") && shown_cli.contains("confirmed"), "{shown_cli}");
+        assert!(
+            shown_cli.contains("double_publicity") && shown_cli.contains("breached"),
+            "{shown_cli}"
+        );
+
+        // --- 2. Versioned severe-dishonesty list -------------------------------------------
+        publish(
+            "hb-credit",
+            "blacklist",
+            "lc-listing",
+            fixture("hb-credit", "blacklist-listing-ok", "input.json"),
+        )
+        .await;
+        support::eventually(Duration::from_secs(60), "listing on the list", || async move {
+            let (status, body) =
+                admin_ref.get("/v1/lists/dishonest?as_of=2026-07-01T00:00:00%2B08:00").await;
+            status == 200 && body["entries"].as_array().is_some_and(|e| e.len() == 1)
+        })
+        .await;
+        let (_, before) = admin.get("/v1/lists/dishonest?as_of=2026-06-14T12:00:00%2B08:00").await;
+        assert_eq!(
+            before["entries"].as_array().unwrap().len(),
+            0,
+            "not in force before listing: {before}"
+        );
+        let (_, delta) = admin.get("/v1/lists/dishonest?since_version=0").await;
+        assert_eq!(delta["list_version"], 1, "{delta}");
+        assert_eq!(delta["changes"][0]["blacklist_id"], "HBXY-HMD-2026-000045");
+        assert_eq!(
+            delta["changes"][0]["effective_from"], "2026-06-15T00:00:00.000+08:00",
+            "{delta}"
+        );
+
+        // --- 3. Bid-time credit warning (the listed company is candidate no. 2) -------------
+        let bid = fixture("hb-ggzy-trading", "bid-result-ok", "input.xml");
+        testkit::publish_document(
+            &channel,
+            "hb-ggzy-trading",
+            "bid_result",
+            "lc-bid",
+            "application/xml",
+            &bid,
+        )
+        .await
+        .unwrap();
+        let regulator_ref = &regulator;
+        support::eventually(
+            Duration::from_secs(60),
+            "credit warning at the regulator",
+            || async move { !regulator_ref.accepted().is_empty() },
+        )
+        .await;
+        let alert: Value = serde_json::from_slice(&regulator.requests()[0].body).unwrap();
+        assert_eq!(alert["catalog_item"], "supervision_alert", "{alert}");
+        assert_eq!(alert["alert_kind"], "信用预警", "{alert}");
+        assert_eq!(alert["severity"], "高", "{alert}");
+        assert_eq!(alert["matched_records"][0]["record_key"], LIST_KEY, "{alert}");
+        assert_eq!(alert["subject_uscc"], LISTED_USCC, "{alert}");
+        let supervision_ref = &supervision;
+        support::eventually(
+            Duration::from_secs(30),
+            "credit warning at smart supervision",
+            || async move {
+                received(&supervision_ref.lock().unwrap()).iter().any(|b| {
+                    b["catalog_item"] == "supervision_alert" && b["alert_kind"] == "信用预警"
+                })
+            },
+        )
+        .await;
+        let hb_ref = &hb_trading;
+        support::eventually(
+            Duration::from_secs(30),
+            "credit warning at the trading platform",
+            || async move {
+                received(&hb_ref.lock().unwrap()).iter().any(|b| b["alert_kind"] == "信用预警")
+            },
+        )
+        .await;
+
+        // --- 2b. Removal: list delta with effective-to, retraction at every holder ----------
+        publish(
+            "hb-credit",
+            "blacklist",
+            "lc-removal",
+            fixture("hb-credit", "blacklist-removal-ok", "input.json"),
+        )
+        .await;
+        support::eventually(
+            Duration::from_secs(60),
+            "removal retracted at both trading platforms",
+            || async move {
+                admin_ref.retractions(LIST_KEY).await.first().is_some_and(|r| {
+                    holder_status(r, "hb-ggzy-trading") == "confirmed"
+                        && holder_status(r, "wh-ggzy-trading") == "confirmed"
+                })
+            },
+        )
+        .await;
+        let (_, after) = admin.get("/v1/lists/dishonest?as_of=2026-11-20T00:00:00%2B08:00").await;
+        assert_eq!(after["entries"].as_array().unwrap().len(), 0, "removed: {after}");
+        let (_, past) = admin.get("/v1/lists/dishonest?as_of=2026-07-01T00:00:00%2B08:00").await;
+        assert_eq!(past["entries"].as_array().unwrap().len(), 1, "still listed back then: {past}");
+        let (_, delta) = admin.get("/v1/lists/dishonest?since_version=1").await;
+        assert_eq!(delta["list_version"], 2, "{delta}");
+        assert_eq!(delta["changes"][0]["effective_to"], "2026-11-16T00:00:00.000+08:00", "{delta}");
+        let (_, snapshot) = admin.get("/v1/lists/dishonest").await;
+        assert_eq!(snapshot["list_version"], 2, "{snapshot}");
+        for platform in [&hb_trading, &wh_trading] {
+            let bodies = received(&platform.lock().unwrap());
+            let retract = bodies
+                .iter()
+                .find(|b| b["record_key"] == LIST_KEY && b["operation"] == "retract")
+                .unwrap_or_else(|| panic!("no list retraction at a trading platform: {bodies:?}"));
+            assert_eq!(retract["retraction"]["actions"][0], "停止共享", "{retract}");
+            let removal = bodies
+                .iter()
+                .find(|b| {
+                    b["record_key"] == LIST_KEY
+                        && b["removed_on"] == "2026-11-16"
+                        && b["operation"] == "upsert"
+                })
+                .unwrap_or_else(|| panic!("no removal at a trading platform: {bodies:?}"));
+            assert_eq!(
+                removal["list_change"]["effective_to"], "2026-11-16T00:00:00.000+08:00",
+                "{removal}"
+            );
+        }
+
+        // --- 1b. A paused holder stays pending, then becomes overdue ------------------------
+        let (status, _) = admin
+            .post("/v1/destinations/hb-credit/pause", serde_json::json!({"reason": "test"}))
+            .await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        publish("wh-ggzy", "penalty", "lc-penalty-2", support::penalty(13)).await;
+        let key13 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕13号";
+        let mut repair13: Value = serde_json::from_slice(&repair(&today.to_string())).unwrap();
+        repair13["XFBH"] = "HBXF2026000108".into();
+        repair13["MBJLBS"] = key13.into();
+        // The repair must find the penalty's lineage (committed before its source is acked).
+        support::eventually(Duration::from_secs(60), "second penalty stored", || async move {
+            let (status, body) =
+                admin_ref.get(&format!("/v1/records?key={}", urlencode(key13))).await;
+            status == 200 && body["records"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        publish("hb-credit", "repair", "lc-repair-2", serde_json::to_vec(&repair13).unwrap()).await;
+        support::eventually(Duration::from_secs(60), "pending retraction", || async move {
+            admin_ref
+                .retractions(key13)
+                .await
+                .first()
+                .is_some_and(|r| holder_status(r, "hb-credit") == "pending")
+        })
+        .await;
+        let (status, clock) = admin
+            .post("/v1/lifecycle/clock", serde_json::json!({"now": "2026-12-31T12:00:00+08:00"}))
+            .await;
+        assert_eq!(status, 200, "{clock}");
+        let overdue = admin.retractions(key13).await.remove(0);
+        assert_eq!(holder_status(&overdue, "hb-credit"), "overdue", "{overdue}");
+        // Resumed, the holder gets the retraction and confirms it (late).
+        let (status, _) = admin
+            .post("/v1/destinations/hb-credit/resume", serde_json::json!({"reason": "test"}))
+            .await;
+        assert_eq!(status, 200);
+        support::eventually(Duration::from_secs(60), "late confirmation", || async move {
+            admin_ref
+                .retractions(key13)
+                .await
+                .first()
+                .is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
+        })
+        .await;
+
+        // --- 4. Publicity at runtime -------------------------------------------------------
+        // A 一般 penalty decided 2025-12-20 (527号: publicity up to one year, to 2026-12-20); the
+        // clock already stands at 2026-12-31, so the timer stops its publicity at once.
+        let mut old_penalty: Value = serde_json::from_slice(&support::penalty(14)).unwrap();
+        old_penalty["CF_JDRQ"] = "2025-12-20".into();
+        old_penalty["CF_YXQ"] = "2026-12-20".into();
+        publish("wh-ggzy", "penalty", "lc-penalty-3", serde_json::to_vec(&old_penalty).unwrap())
+            .await;
+        let key14 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕14号";
+        support::eventually(
+            Duration::from_secs(60),
+            "publicity stopped by the timer",
+            || async move {
+                admin_ref.retractions(key14).await.first().is_some_and(|r| {
+                    r["cause"]["cause"] == "publicity_ended"
+                        && holder_status(r, "hb-credit") == "confirmed"
+                })
+            },
+        )
+        .await;
+        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key14))).await;
+        let publicity = &shown["records"][0]["lifecycle"]["publicity"][0];
+        assert_eq!(publicity["tier"], "一般", "{publicity}");
+        assert_eq!(publicity["rule_version"], "ndrc-527-2019", "{publicity}");
+        assert_eq!(publicity["max_end"], "2026-12-20", "{publicity}");
+        assert!(publicity["stopped_at"].as_str().is_some_and(|s| !s.is_empty()), "{publicity}");
+        // A 轻微 penalty (a warning only) is not forwarded to the credit platform.
+        let mut minor: Value = serde_json::from_slice(&support::penalty(15)).unwrap();
+        minor["CF_CFLB"] = "警告".into();
+        minor["CF_NR"] = "警告".into();
+        minor.as_object_mut().unwrap().remove("CF_NR_FK");
+        publish("wh-ggzy", "penalty", "lc-penalty-minor", serde_json::to_vec(&minor).unwrap())
+            .await;
+        let key15 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕15号";
+        support::eventually(Duration::from_secs(60), "minor penalty stored", || async move {
+            let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+            body["records"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+        let record = &shown["records"][0];
+        assert_eq!(record["lifecycle"]["publicity"][0]["publish"], false, "{record}");
+        assert_eq!(record["lifecycle"]["publicity"][0]["tier"], "轻微", "{record}");
+        assert!(record["versions"][0]["copies"].as_array().unwrap().is_empty(), "{record}");
+        assert_eq!(record["versions"][0]["receipt_status"], "accepted_with_warnings", "{record}");
+
+        // --- 3b. A serious (严重) publicised penalty of the winner warns a later bid (中) ------
+        let mut serious: Value = serde_json::from_slice(&support::penalty(16)).unwrap();
+        serious["CF_NR"] = "罚款人民币150万元".into();
+        serious["CF_NR_FK"] = 150.0.into();
+        publish("wh-ggzy", "penalty", "lc-penalty-serious", serde_json::to_vec(&serious).unwrap())
+            .await;
+        let key16 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕16号";
+        support::eventually(Duration::from_secs(60), "serious penalty stored", || async move {
+            let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key16))).await;
+            body["records"][0]["lifecycle"]["publicity"][0]["tier"] == "严重"
+        })
+        .await;
+        let second_bid = String::from_utf8(bid.clone())
+            .unwrap()
+            .replace("20261109-000087-R", "20261109-000088-R")
+            .replace("E4206000002001234001001", "E4206000002001234002001");
+        testkit::publish_document(
+            &channel,
+            "hb-ggzy-trading",
+            "bid_result",
+            "lc-bid-2",
+            "application/xml",
+            second_bid.as_bytes(),
+        )
+        .await
+        .unwrap();
+        support::eventually(
+            Duration::from_secs(60),
+            "serious-penalty warning at the regulator",
+            || async move {
+                regulator_ref.requests().iter().any(|r| {
+                    serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| {
+                        b["rule_code"] == "CREDIT-SERIOUS-PENALTY"
+                            && b["severity"] == "中"
+                            && b["matched_records"][0]["record_key"] == key16
+                    })
+                })
+            },
+        )
+        .await;
+
+        // --- 6. Compliance scorecard: the city bureau's five penalties of today (12–16), the
+        // 双公示 deadline of each copy to hb-credit breached (decided weeks ago).
+        let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={today}")).await;
+        assert_eq!(status, 200, "{card}");
+        let row = card["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty"
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no penalty row: {card}"));
+        let accepted =
+            row["accepted"].as_u64().unwrap() + row["accepted_with_warnings"].as_u64().unwrap();
+        assert_eq!(accepted, 5, "{row}");
+        assert!(row["deadlines_breached"].as_u64().unwrap() >= 1, "{row}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
+            .args(["--config", config.path().to_str().unwrap(), "scorecard", "--csv"])
+            .args(["--from", &today.to_string(), "--to", &today.to_string()])
+            .output()
+            .unwrap();
+        let csv = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(csv.starts_with("day,source_org,catalog_item,"), "{csv}");
+        assert!(csv.lines().any(|l| l.contains(",11420000MB0P1Q2R33,admin_penalty,")), "{csv}");
+
+        stop.cancel();
+        assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
+        drop(connection);
+        broker.delete_vhost(&vhost);
+    })
+    .await
+}
