@@ -419,6 +419,16 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     })
     .await;
 
+    // The queued original reached hb-credit first, the retraction after it, never the reverse.
+    let order: Vec<String> = credit
+        .requests()
+        .into_iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|b| b["CF_WSH"] == "鄂公管罚〔2026〕13号")
+        .map(|b| b["CZLX"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(order, ["U", "D"], "original then retraction");
+
     // --- 4. Publicity at runtime -------------------------------------------------------
     // A 一般 penalty decided 2025-12-20 (527号: publicity up to one year, to 2026-12-20); the
     // clock already stands at 2026-12-31, so the timer stops its publicity at once.
