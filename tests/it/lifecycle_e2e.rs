@@ -511,22 +511,23 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
     // --- 6. Compliance scorecard: the city bureau's five penalties of today (12–16), the
     // 双公示 deadline of each copy to hb-credit breached (decided weeks ago).
-    let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={today}")).await;
+    // Today and tomorrow (Asia/Shanghai): a run across midnight splits the rows by day.
+    let tomorrow = today.tomorrow().unwrap();
+    let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={tomorrow}")).await;
     assert_eq!(status, 200, "{card}");
-    let row = card["rows"]
+    let rows: Vec<Value> = card["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty")
+        .filter(|r| r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty")
         .cloned()
-        .unwrap_or_else(|| panic!("no penalty row: {card}"));
-    let accepted =
-        row["accepted"].as_u64().unwrap() + row["accepted_with_warnings"].as_u64().unwrap();
-    assert_eq!(accepted, 5, "{row}");
-    assert!(row["deadlines_breached"].as_u64().unwrap() >= 1, "{row}");
+        .collect();
+    let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("accepted") + sum("accepted_with_warnings"), 5, "{card}");
+    assert!(sum("deadlines_breached") >= 1, "{card}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
         .args(["--config", config.path().to_str().unwrap(), "scorecard", "--csv"])
-        .args(["--from", &today.to_string(), "--to", &today.to_string()])
+        .args(["--from", &today.to_string(), "--to", &tomorrow.to_string()])
         .output()
         .unwrap();
     let csv = String::from_utf8_lossy(&out.stdout);
