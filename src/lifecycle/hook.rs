@@ -103,6 +103,9 @@ pub struct Step {
     pub publicity: Vec<PublicityRow>,
     /// What could not be done (logged by the runtime; never silently dropped).
     pub notes: Vec<String>,
+    /// Warnings put on the document's records (record key, rule, message), already applied to
+    /// the document: its receipt carries them.
+    pub warnings: Vec<(String, &'static str, String)>,
 }
 
 /// Records of the batch so far by key: the newest record and (destination, version) of every
@@ -229,9 +232,47 @@ pub fn after_accept(
                 warnings_for(config, canonical, &list, &known.penalties, &mut step);
             }
         }
+        for (key, rule, message) in &step.warnings {
+            warn_record(config, processed, key, rule, message);
+        }
         steps.push(step);
     }
     steps
+}
+
+/// Adds a warning to the document's record with `key` (and the document's status follows).
+fn warn_record(
+    config: &CompiledConfig,
+    processed: &mut Processed,
+    key: &str,
+    rule: &'static str,
+    message: &str,
+) {
+    for record in processed.records.iter_mut().filter(|r| r.status != RecordStatus::Rejected) {
+        let Some(canonical) = &record.record else { continue };
+        if canonical.record_key() != key {
+            continue;
+        }
+        let finding = Finding::warning(rule, "", message);
+        let violation = match config.catalog.latest(canonical.get_str("catalog_item")) {
+            Some(meta) => crate::validate::label(meta, finding),
+            None => crate::record::Violation {
+                rule: rule.to_owned(),
+                path: String::new(),
+                field: String::new(),
+                code: None,
+                message: message.to_owned(),
+                severity: Severity::Warning,
+            },
+        };
+        record.violations.push(violation);
+        record.status = RecordStatus::AcceptedWithWarnings;
+    }
+    if processed.status == crate::pipeline::ReceiptStatus::Accepted
+        && processed.records.iter().any(|r| r.status == RecordStatus::AcceptedWithWarnings)
+    {
+        processed.status = crate::pipeline::ReceiptStatus::AcceptedWithWarnings;
+    }
 }
 
 /// Publicity of failed information: the decision is kept; a record not publicised (轻微) is
@@ -405,6 +446,28 @@ fn retraction_for(
         ));
         return;
     };
+    // 527号: repair only after the minimum publicity period. The deciding body has decided,
+    // so the record is still withdrawn, but the early repair is reported to the source.
+    if let CauseKind::Repair { .. } = cause.kind
+        && let Ok(decision) = config.lifecycle.publicity.decide(
+            &config.calendar,
+            latest.get_str("catalog_item"),
+            &latest.fields,
+            None,
+        )
+        && let Err(early) = decision.check_repair(cause.decided_on)
+    {
+        step.warnings.push((
+            record.record_key().to_owned(),
+            "LIFECYCLE-REPAIR-EARLY",
+            format!(
+                "信用修复决定日期 {} 早于最短公示期届满日 {}（{}）",
+                early.on,
+                early.min_end,
+                decision.rule_version()
+            ),
+        ));
+    }
     // Every destination that was ever routed any version (lineage), plus this batch's copies.
     let mut holders: BTreeMap<String, Holder> = BTreeMap::new();
     let rows = stored.map(|t| t.holders.as_slice()).unwrap_or_default();

@@ -258,8 +258,9 @@ async fn after_accept(
         match plan {
             Plan::Fresh { processed, receipt, receipt_json } => {
                 let step = fresh_steps.next().unwrap_or_default();
-                // Only the publicity decision changes a document (copies held back, a warning).
-                if !step.publicity.is_empty() {
+                // The publicity decision (copies held back) and lifecycle warnings change a
+                // document; its receipt follows.
+                if !step.publicity.is_empty() || !step.warnings.is_empty() {
                     *receipt = processed.receipt(inbound);
                     *receipt_json = serde_json::to_string(&*receipt).unwrap_or_default();
                 }

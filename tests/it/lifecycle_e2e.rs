@@ -435,6 +435,16 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         })
         .await;
 
+        // The queued original reached hb-credit first, the retraction after it, never the reverse.
+        let order: Vec<String> = credit
+            .requests()
+            .into_iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter(|b| b["CF_WSH"] == "鄂公管罚〔2026〕13号")
+            .map(|b| b["CZLX"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(order, ["U", "D"], "original then retraction");
+
         // --- 4. Publicity at runtime -------------------------------------------------------
         // A 一般 penalty decided 2025-12-20 (527号: publicity up to one year, to 2026-12-20); the
         // clock already stands at 2026-12-31, so the timer stops its publicity at once.
@@ -524,24 +534,25 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
         // --- 6. Compliance scorecard: the city bureau's five penalties of today (12–16), the
         // 双公示 deadline of each copy to hb-credit breached (decided weeks ago).
-        let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={today}")).await;
+        // Today and tomorrow (Asia/Shanghai): a run across midnight splits the rows by day.
+        let tomorrow = today.tomorrow().unwrap();
+        let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={tomorrow}")).await;
         assert_eq!(status, 200, "{card}");
-        let row = card["rows"]
+        let rows: Vec<Value> = card["rows"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| {
+            .filter(|r| {
                 r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty"
             })
             .cloned()
-            .unwrap_or_else(|| panic!("no penalty row: {card}"));
-        let accepted =
-            row["accepted"].as_u64().unwrap() + row["accepted_with_warnings"].as_u64().unwrap();
-        assert_eq!(accepted, 5, "{row}");
-        assert!(row["deadlines_breached"].as_u64().unwrap() >= 1, "{row}");
+            .collect();
+        let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("accepted") + sum("accepted_with_warnings"), 5, "{card}");
+        assert!(sum("deadlines_breached") >= 1, "{card}");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
             .args(["--config", config.path().to_str().unwrap(), "scorecard", "--csv"])
-            .args(["--from", &today.to_string(), "--to", &today.to_string()])
+            .args(["--from", &today.to_string(), "--to", &tomorrow.to_string()])
             .output()
             .unwrap();
         let csv = String::from_utf8_lossy(&out.stdout);
