@@ -176,7 +176,8 @@ credgate_runs() {
         start_credgate "$pf" "p$pf"
         local perf_pid=""
         if [[ "${PERF:-}" == 1 ]]; then
-            perf record -F 1999 -p "$CG_PID" -o "$TMP/perf-p$pf.data" >/dev/null 2>&1 &
+            # PERF_CALLGRAPH=1 adds call graphs (DWARF unwinding: slower, for finding callers).
+            perf record -F 1999 ${PERF_CALLGRAPH:+--call-graph dwarf,8192} -p "$CG_PID" -o "$TMP/perf-p$pf.data" >/dev/null 2>&1 &
             perf_pid=$!
         fi
         w=$(C watch --in "$CG_IN" --out "$CG_OUT" --count "$N" --pid "$CG_PID" --broker-pid "$BROKER_PID" --timeout 600)

@@ -291,6 +291,15 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
             _ => None,
         })
         .collect();
+    let publicity: Vec<&crate::lifecycle::hook::PublicityRow> = writes()
+        .filter_map(|w| match w {
+            Write::Lifecycle(l) => match &**l {
+                lifecycle::LifecycleWrite::Publicity(row) => Some(row),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
         for chunk in messages.chunks(MESSAGE_ROWS_PER_INSERT) {
@@ -304,9 +313,11 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
             q.build().execute(&mut *tx).await?;
         }
         lineage::commit_records(&mut tx, &lineage).await?;
+        lifecycle::commit_publicity(&mut tx, &publicity).await?;
         for write in writes() {
             match write {
                 Write::Message { .. } | Write::Lineage(_) => {}
+                Write::Lifecycle(w) if matches!(**w, lifecycle::LifecycleWrite::Publicity(_)) => {}
                 Write::Delivered { destination, record_key, record_version, idempotency_key, delivered_at, response } => {
                     sqlx::query("INSERT INTO delivered (destination, record_key, record_version, idempotency_key, delivered_at, response) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (destination, record_key) DO UPDATE SET record_version = excluded.record_version, idempotency_key = excluded.idempotency_key, delivered_at = excluded.delivered_at, response = excluded.response WHERE excluded.record_version > delivered.record_version")
                         .bind(destination).bind(record_key).bind(record_version).bind(idempotency_key).bind(delivered_at).bind(response)

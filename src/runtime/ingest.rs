@@ -251,16 +251,23 @@ async fn after_accept(
             _ => None,
         })
         .collect();
+    // The hook changes a document only by holding copies back or adding findings; the receipt
+    // is rebuilt for those alone (most documents, every ordinary penalty, are left as they are).
+    let shape = |p: &Processed| -> (usize, usize) {
+        p.records.iter().fold((0, 0), |(v, c), r| (v + r.violations.len(), c + r.copies.len()))
+    };
+    let before: Vec<(usize, usize)> = docs.iter().map(|p| shape(p)).collect();
     let mut fresh_steps =
         crate::lifecycle::hook::after_accept(&state.config, &mut docs, &known).into_iter();
+    let changed: Vec<bool> = docs.iter().zip(before).map(|(p, was)| shape(p) != was).collect();
+    drop(docs);
+    let mut changed = changed.into_iter();
     let mut steps = Vec::with_capacity(plans.len());
     for (plan, inbound) in plans.iter_mut().zip(batch) {
         match plan {
             Plan::Fresh { processed, receipt, receipt_json } => {
                 let step = fresh_steps.next().unwrap_or_default();
-                // The publicity decision (copies held back) and lifecycle warnings change a
-                // document; its receipt follows.
-                if !step.publicity.is_empty() || !step.warnings.is_empty() {
+                if changed.next().unwrap_or(true) || !step.warnings.is_empty() {
                     *receipt = processed.receipt(inbound);
                     *receipt_json = serde_json::to_string(&*receipt).unwrap_or_default();
                 }

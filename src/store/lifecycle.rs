@@ -92,7 +92,32 @@ pub(super) async fn commit_lifecycle<T: Tx>(
                 Ok(())
             })
         }
-        LifecycleWrite::Publicity(row) => {
+        // Batched by the store's commit (`commit_publicity`); one row alone goes the same way.
+        LifecycleWrite::Publicity(row) => commit_publicity(tx, &[row]).await,
+    }
+}
+
+/// Publicity decisions, one multi-row INSERT per chunk: every accepted failed-information
+/// record has one, so a statement (and a round trip to the database thread) per row would cost
+/// ingest more than the rest of the lifecycle step.
+pub(super) async fn commit_publicity<T: Tx>(
+    tx: &mut T,
+    rows: &[&PublicityRow],
+) -> Result<(), sqlx::Error> {
+    // 11 columns: 80 rows stay far below SQLite's bound-parameter limit.
+    const ROWS_PER_INSERT: usize = 80;
+    struct Columns<'a> {
+        row: &'a PublicityRow,
+        publish: i64,
+        tier: String,
+        rule: String,
+        min_end: String,
+        max_end: String,
+        decision: String,
+    }
+    let columns: Vec<Columns<'_>> = rows
+        .iter()
+        .map(|row| {
             let (publish, tier, rule, min_end, max_end) = match &row.decision {
                 PublicityDecision::Publish { tier, rule_version, min_end, max_end, .. } => (
                     1_i64,
@@ -106,16 +131,22 @@ pub(super) async fn commit_lifecycle<T: Tx>(
                 }
             };
             let decision = serde_json::to_string(&row.decision).unwrap_or_default();
-            on_conn!(tx.conn(), c => {
-                sqlx::query("INSERT INTO publicity (record_key, record_version, catalog_item, source_org, decision, publish, tier, rule_version, min_end, max_end, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '') ON CONFLICT (record_key, record_version) DO NOTHING")
-                    .bind(&row.record_key).bind(&row.record_version).bind(&row.catalog_item)
-                    .bind(&row.source_org).bind(decision).bind(publish).bind(tier).bind(rule)
-                    .bind(min_end).bind(max_end)
-                    .execute(&mut *c).await?;
-                Ok(())
-            })
+            Columns { row, publish, tier, rule, min_end, max_end, decision }
+        })
+        .collect();
+    on_conn!(tx.conn(), c => {
+        for chunk in columns.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO publicity (record_key, record_version, catalog_item, source_org, decision, publish, tier, rule_version, min_end, max_end, stopped_at) ");
+            q.push_values(chunk, |mut b, v| {
+                b.push_bind(&v.row.record_key).push_bind(&v.row.record_version).push_bind(&v.row.catalog_item)
+                    .push_bind(&v.row.source_org).push_bind(&v.decision).push_bind(v.publish).push_bind(&v.tier)
+                    .push_bind(&v.rule).push_bind(&v.min_end).push_bind(&v.max_end).push_bind("");
+            });
+            q.push(" ON CONFLICT (record_key, record_version) DO NOTHING");
+            q.build().execute(&mut *c).await?;
         }
-    }
+        Ok(())
+    })
 }
 
 /// A destination that was routed some version of a record, with what it accepted.
