@@ -39,7 +39,12 @@ else
   log "rabbitmqctl unavailable: using the default vhost"
 fi
 
-mkdir -p data
+# A store of its own as well, emptied on every run: the store remembers which record versions
+# each destination already has, so a second run on the first run's store would (rightly) skip
+# them and report fewer deliveries.
+export CREDGATE_STORE__URL="sqlite://$CREDGATE_ROOT/data/demo/credgate.db"
+rm -rf data/demo
+mkdir -p data/demo
 log "Starting the gateway (logs: data/gateway.log)"
 "$BIN" --config config run > data/gateway.log 2>&1 &
 GATEWAY=$!

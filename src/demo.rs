@@ -141,6 +141,18 @@ pub async fn run(
                 &body,
             )
             .await?;
+            // Platforms send over time, not all at once: each document waits for the answer
+            // to the one before, so the lifecycle step always sees its predecessors (a repair
+            // finds the copies of the penalty it repairs, a bid result the list entry before
+            // it) and every run reports the same deliveries.
+            let answered = Instant::now();
+            while answered.elapsed() < Duration::from_secs(10)
+                && !receipts.lock().map(|r| r.contains_key(&message_id)).unwrap_or(true)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The receipt is published just before the store commits the document's lineage.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             sent.push((adapter.clone(), message_id));
         }
     }
