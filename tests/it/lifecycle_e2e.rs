@@ -23,46 +23,11 @@ const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026�
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
 const LISTED_USCC: &str = "91420106MA4R2T6U2E";
 
-struct Admin {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Admin {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.client.get(format!("{}{path}", self.base)).bearer_auth(support::SECRET).send(),
-        )
-        .await
-        .expect("admin API answers within 30 s")
-        .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.client
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(support::SECRET)
-                .json(&body)
-                .send(),
-        )
-        .await
-        .expect("admin API answers within 30 s")
-        .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The lifecycle retractions of a record key.
-    async fn retractions(&self, key: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/records?key={}", urlencode(key))).await;
-        assert_eq!(status, 200, "{body}");
-        body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
-    }
+/// The lifecycle retractions of a record key, from `/v1/records`.
+async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value> {
+    let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
+    assert_eq!(status, 200, "{body}");
+    body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
 }
 
 fn urlencode(s: &str) -> String {
@@ -144,10 +109,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
         std::fs::write(&process, text).unwrap();
         let mut gateway = Gateway::spawn(&config);
-        let admin = Admin {
-            client: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{}", config.admin_port),
-        };
+        let admin = support::Admin::new(&config);
         let connection = support::connect(&broker, &vhost).await;
         let collect = |exchange: &'static str, queue: &'static str| {
             testkit::collect_exchange(&connection, exchange, queue, stop.clone())
@@ -202,14 +164,13 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         assert!(retract_body.is_some(), "hb-credit got no retract copy: {:?}", credit.requests());
         let admin_ref = &admin;
         support::eventually(Duration::from_secs(30), "hb-credit confirmed", || async move {
-            admin_ref
-                .retractions(PENALTY_KEY)
+            retractions(admin_ref, PENALTY_KEY)
                 .await
                 .first()
                 .is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
         })
         .await;
-        let retraction = admin.retractions(PENALTY_KEY).await.remove(0);
+        let retraction = retractions(&admin, PENALTY_KEY).await.remove(0);
         assert_eq!(retraction["cause"]["cause"], "repair", "{retraction}");
         assert!(
             retraction["retract_version"].as_str().unwrap().contains("~retract:credit_repair:"),
@@ -351,7 +312,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             Duration::from_secs(60),
             "removal retracted at both trading platforms",
             || async move {
-                admin_ref.retractions(LIST_KEY).await.first().is_some_and(|r| {
+                retractions(admin_ref, LIST_KEY).await.first().is_some_and(|r| {
                     holder_status(r, "hb-ggzy-trading") == "confirmed"
                         && holder_status(r, "wh-ggzy-trading") == "confirmed"
                 })
@@ -408,8 +369,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         .await;
         publish("hb-credit", "repair", "lc-repair-2", serde_json::to_vec(&repair13).unwrap()).await;
         support::eventually(Duration::from_secs(60), "pending retraction", || async move {
-            admin_ref
-                .retractions(key13)
+            retractions(admin_ref, key13)
                 .await
                 .first()
                 .is_some_and(|r| holder_status(r, "hb-credit") == "pending")
@@ -419,7 +379,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .post("/v1/lifecycle/clock", serde_json::json!({"now": "2026-12-31T12:00:00+08:00"}))
             .await;
         assert_eq!(status, 200, "{clock}");
-        let overdue = admin.retractions(key13).await.remove(0);
+        let overdue = retractions(&admin, key13).await.remove(0);
         assert_eq!(holder_status(&overdue, "hb-credit"), "overdue", "{overdue}");
         // Resumed, the holder gets the retraction and confirms it (late).
         let (status, _) = admin
@@ -427,8 +387,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .await;
         assert_eq!(status, 200);
         support::eventually(Duration::from_secs(60), "late confirmation", || async move {
-            admin_ref
-                .retractions(key13)
+            retractions(admin_ref, key13)
                 .await
                 .first()
                 .is_some_and(|r| holder_status(r, "hb-credit") == "confirmed")
@@ -458,7 +417,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             Duration::from_secs(60),
             "publicity stopped by the timer",
             || async move {
-                admin_ref.retractions(key14).await.first().is_some_and(|r| {
+                retractions(admin_ref, key14).await.first().is_some_and(|r| {
                     r["cause"]["cause"] == "publicity_ended"
                         && holder_status(r, "hb-credit") == "confirmed"
                 })

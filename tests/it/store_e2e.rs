@@ -34,39 +34,6 @@ fn cli(config: &TestConfig, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-struct Admin {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Admin {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(support::SECRET)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(support::SECRET)
-            .header("x-credgate-actor", "operator-li")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
 /// Every hb-credit copy of every version in a `/v1/records` answer.
 fn copies(records: &Value) -> Vec<Value> {
     let mut out = Vec::new();
@@ -110,10 +77,7 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
             BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
         let mut gateway = Gateway::spawn(&config);
-        let admin = Admin {
-            client: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{}", config.admin_port),
-        };
+        let admin = support::Admin::new(&config).acting_as("operator-li");
         let connection = support::connect(&broker, &vhost).await;
         let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
 

@@ -554,3 +554,49 @@ pub fn penalty_key(destination: &str, n: usize, version: &str) -> String {
         version,
     )
 }
+
+/// The admin API of a test gateway, called with the admin token; every call is bounded in
+/// time. `acting_as` names the operator that changing calls (POST) report for the audit log.
+pub struct Admin {
+    pub client: reqwest::Client,
+    pub base: String,
+    actor: Option<String>,
+}
+
+impl Admin {
+    pub fn new(config: &TestConfig) -> Admin {
+        Admin {
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{}", config.admin_port),
+            actor: None,
+        }
+    }
+
+    pub fn acting_as(mut self, actor: &str) -> Admin {
+        self.actor = Some(actor.to_owned());
+        self
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let request = self.client.get(format!("{}{path}", self.base)).bearer_auth(SECRET);
+        Self::answer(request).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let mut request =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(SECRET).json(&body);
+        if let Some(actor) = &self.actor {
+            request = request.header("x-credgate-actor", actor);
+        }
+        Self::answer(request).await
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+            .await
+            .expect("admin API answers within 30 s")
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
