@@ -11,14 +11,12 @@
 //! Skipped (with a message) without Chromium or Node, unless `CREDGATE_REQUIRE_BROWSER` is set
 //! (`scripts/test.sh` sets it after installing them).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use credgate::testkit::{self, Behaviour, MockDestination};
+use credgate::testkit;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -80,17 +78,7 @@ async fn console_in_a_browser() {
     let Some(broker) = support::shared_broker() else { return };
     let vhost = broker.vhost("console");
     let stop = CancellationToken::new();
-    let broken = Arc::new(AtomicBool::new(true));
-    let credit = MockDestination::start(
-        "127.0.0.1:0",
-        Behaviour::RejectWhile(broken.clone()),
-        Some(support::SECRET.into()),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
-    let endpoints =
-        BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+    let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
     // An operator and an auditor besides the admin token, secrets from files as always.
     std::fs::write(config.path().join("operator.txt"), OPERATOR_TOKEN).unwrap();

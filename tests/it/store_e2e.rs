@@ -4,13 +4,11 @@
 //! lineage by USCC shows every version, destination, attempt and answer; a paused destination
 //! receives nothing, also across a restart, until resumed; the audit log verifies.
 
-use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use credgate::testkit::{self, Behaviour, MockDestination};
+use credgate::testkit;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -64,17 +62,7 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
         let Some(broker) = support::shared_broker() else { return };
         let vhost = broker.vhost("dlq-replay");
         let stop = CancellationToken::new();
-        let broken = Arc::new(AtomicBool::new(true));
-        let credit = MockDestination::start(
-            "127.0.0.1:0",
-            Behaviour::RejectWhile(broken.clone()),
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
-        let endpoints =
-            BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+        let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
         let mut gateway = Gateway::spawn(&config);
         let admin = support::Admin::new(&config).acting_as("operator-li");
@@ -350,17 +338,7 @@ async fn replay_at_volume_delivers_each_dead_letter_once() {
         let Some(broker) = support::shared_broker() else { return };
         let vhost = broker.vhost("dlq-volume");
         let stop = CancellationToken::new();
-        let broken = Arc::new(AtomicBool::new(true));
-        let credit = MockDestination::start(
-            "127.0.0.1:0",
-            Behaviour::RejectWhile(broken.clone()),
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
-        let endpoints =
-            BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+        let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
         // The shipped 50/s limit of the provincial site would measure the limiter, not replay.
         let adapter = config.path().join("adapters/hb-credit.toml");

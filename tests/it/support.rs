@@ -600,3 +600,27 @@ impl Admin {
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 }
+
+/// The provincial credit site (hb-credit) refusing every copy with a 400 while the returned
+/// flag is set, and the endpoints map for `TestConfig`: how the dead-letter tests make dead
+/// letters, then fix the destination.
+pub async fn refusing_credit_site(
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    credgate::testkit::MockDestination,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    BTreeMap<&'static str, String>,
+) {
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let credit = credgate::testkit::MockDestination::start(
+        "127.0.0.1:0",
+        credgate::testkit::Behaviour::RejectWhile(broken.clone()),
+        Some(SECRET.into()),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let endpoints =
+        BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+    (credit, broken, endpoints)
+}
