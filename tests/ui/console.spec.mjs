@@ -152,6 +152,14 @@ try {
   await page.click(`${row} button:has-text("恢复")`);
   await page.waitForSelector(`${row}[data-paused="false"]`);
   step('destination paused and resumed');
+
+  // 合规评分: the source organisation of the penalties, per day and catalog item.
+  await page.click('#tabs a[data-tab="scorecard"]');
+  const org = '#scorecard-table tr[data-source-org="11420000MB0P1Q2R33"]';
+  await page.waitForSelector(org);
+  assert.match(await page.textContent(org), /admin_penalty/);
+  await shot(page, '09-scorecard');
+  step('scorecard shows the source organisation');
   await logout();
 
   // As auditor: may reveal (audited), may not pause.

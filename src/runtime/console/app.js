@@ -128,7 +128,7 @@ async function loadLists() {
 
 // ---- tabs ----------------------------------------------------------------------------------
 
-const TABS = { queues: showQueues, timeline: async () => {}, dlq: loadDlq, receipts: loadReceipts, destinations: loadDestinations };
+const TABS = { queues: showQueues, timeline: async () => {}, dlq: loadDlq, receipts: loadReceipts, destinations: loadDestinations, scorecard: loadScorecard };
 
 function route() {
   if (!state.me) return;
@@ -371,6 +371,37 @@ async function loadDestinations() {
   }));
 }
 
+// ---- 合规评分 ------------------------------------------------------------------------------
+
+function scorecardRange() {
+  return { from: $('#scorecard-from').value.trim(), to: $('#scorecard-to').value.trim() };
+}
+
+async function loadScorecard() {
+  const data = await api(`/v1/scorecard${query(scorecardRange())}`);
+  $('#scorecard-from').placeholder = data.from;
+  $('#scorecard-to').placeholder = data.to;
+  fillBody($('#scorecard-table'), data.rows.map((r) =>
+    el('tr', { 'data-source-org': r.source_org },
+      el('td', {}, r.day), el('td', { class: 'mono' }, r.source_org), el('td', {}, r.catalog_item),
+      el('td', { class: 'num' }, fmtNum(r.accepted)), el('td', { class: 'num' }, fmtNum(r.accepted_with_warnings)),
+      el('td', { class: 'num' }, fmtNum(r.rejected_documents)), el('td', { class: 'num' }, fmtNum(r.deadlines_met)),
+      el('td', { class: 'num' }, r.deadlines_breached ? badge(fmtNum(r.deadlines_breached), 'bad') : '0'),
+      el('td', { class: 'num' }, r.deadlines_at_risk ? badge(fmtNum(r.deadlines_at_risk), 'warn') : '0'),
+      el('td', { class: 'num' }, fmtNum(r.deadlines_open)))), '此期间没有记录');
+}
+
+// The CSV goes through fetch (the token is a header, not a cookie), then to a download link.
+async function downloadScorecard() {
+  const token = sessionStorage.getItem(TOKEN_KEY) || '';
+  const response = await fetch(`/v1/scorecard${query(Object.assign(scorecardRange(), { csv: true }))}`,
+    { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new ApiError(response.status, `HTTP ${response.status}`);
+  const link = el('a', { href: URL.createObjectURL(await response.blob()), download: 'scorecard.csv' });
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -394,6 +425,8 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('#queues-busy').addEventListener('change', () => loadQueues().catch((err) => toast(err.message, true)));
   $('#receipts-form').addEventListener('submit', (e) => { e.preventDefault(); loadReceipts().catch((err) => toast(err.message, true)); });
+  $('#scorecard-form').addEventListener('submit', (e) => { e.preventDefault(); loadScorecard().catch((err) => toast(err.message, true)); });
+  $('#scorecard-csv').addEventListener('click', () => downloadScorecard().catch((err) => toast(err.message, true)));
   window.addEventListener('hashchange', route);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) login(token).catch(() => logout());
