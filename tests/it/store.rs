@@ -793,6 +793,7 @@ async fn sqlite_purge_beside_ingest() {
 async fn postgres_purge_beside_ingest() {
     let Some((store, raw)) = postgres_backend("purge").await else { return };
     purge_beside_ingest(&store, &raw, "postgres").await;
+    raw.drop_database().await;
 }
 
 // ---------------------------------------------------------------------------------------------
