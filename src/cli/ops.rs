@@ -740,6 +740,7 @@ pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bo
             "accepted",
             "warnings",
             "rejected docs",
+            "rejected by rule",
             "met",
             "breached",
             "open",
@@ -753,6 +754,11 @@ pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bo
                 r.accepted.to_string(),
                 r.accepted_with_warnings.to_string(),
                 r.rejected_documents.to_string(),
+                r.rejected_by_reason
+                    .iter()
+                    .map(|(rule, n)| format!("{rule} {n}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 r.deadlines_met.to_string(),
                 r.deadlines_breached.to_string(),
                 r.deadlines_open.to_string(),

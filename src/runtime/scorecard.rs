@@ -1,6 +1,6 @@
 //! The compliance scorecard: per day (Asia/Shanghai), source organisation and catalog item,
-//! how many records were accepted (with warnings), how many documents were rejected, and how
-//! their reporting obligations stand (met / breached / due / at-risk). Answers "which bureau
+//! how many records were accepted (with warnings), how many documents were rejected and for
+//! which rules, and how their reporting obligations stand (met / breached / due / at-risk). Answers "which bureau
 //! reports late or badly" for `GET /v1/scorecard` and `credgate scorecard`.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,9 @@ pub struct ScoreRow {
     pub accepted_with_warnings: u64,
     /// Documents rejected (counted per document: a rejected document may hold several records).
     pub rejected_documents: u64,
+    /// Rejected documents by the rule of their errors (`required`, `SG-04`, `DECODE`…); a
+    /// document counts once per distinct rule it broke.
+    pub rejected_by_reason: BTreeMap<String, u64>,
     pub deadlines_met: u64,
     pub deadlines_breached: u64,
     pub deadlines_open: u64,
@@ -28,17 +31,21 @@ pub struct ScoreRow {
 }
 
 impl ScoreRow {
-    pub const CSV_HEADER: &'static str = "day,source_org,catalog_item,accepted,accepted_with_warnings,rejected_documents,deadlines_met,deadlines_breached,deadlines_open,deadlines_at_risk";
+    pub const CSV_HEADER: &'static str = "day,source_org,catalog_item,accepted,accepted_with_warnings,rejected_documents,rejected_by_reason,deadlines_met,deadlines_breached,deadlines_open,deadlines_at_risk";
 
     pub fn csv(&self) -> String {
+        // `rule:n` pairs joined by `;` (rule ids contain neither `,` nor `;`).
+        let reasons: Vec<String> =
+            self.rejected_by_reason.iter().map(|(rule, n)| format!("{rule}:{n}")).collect();
         format!(
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             self.day,
             self.source_org,
             self.catalog_item,
             self.accepted,
             self.accepted_with_warnings,
             self.rejected_documents,
+            reasons.join(";"),
             self.deadlines_met,
             self.deadlines_breached,
             self.deadlines_open,
@@ -89,13 +96,17 @@ pub async fn scorecard(
             r.accepted += 1;
         }
     }
-    for (received_at, adapter, doc_type) in store.rejected_between(&start, &end).await? {
+    for (received_at, adapter, doc_type, receipt) in store.rejected_between(&start, &end).await? {
         let found = config.adapters.get(&adapter);
         let org = found.map(|a| a.org_uscc.clone()).unwrap_or(adapter.clone());
         let item = found
             .and_then(|a| a.inbound.get(&doc_type))
             .map_or(doc_type.clone(), |d| d.mapper.item.item.clone());
-        row(&mut rows, &day_of(&received_at), &org, &item).rejected_documents += 1;
+        let r = row(&mut rows, &day_of(&received_at), &org, &item);
+        r.rejected_documents += 1;
+        for rule in rejection_rules(&receipt) {
+            *r.rejected_by_reason.entry(rule).or_default() += 1;
+        }
     }
     let copies = store.copy_deliveries(None, &start).await?;
     for o in crate::runtime::lifecycle::obligations(config, copies, now) {
@@ -117,4 +128,50 @@ pub async fn scorecard(
         }
     }
     Ok(rows.into_values().collect())
+}
+
+/// The distinct rules of the errors in a stored receipt (document-level and per record).
+fn rejection_rules(receipt: &str) -> std::collections::BTreeSet<String> {
+    let Ok(receipt) = serde_json::from_str::<crate::pipeline::Receipt>(receipt) else {
+        return std::collections::BTreeSet::from(["unreadable_receipt".to_owned()]);
+    };
+    receipt
+        .violations
+        .iter()
+        .chain(receipt.records.iter().flat_map(|r| &r.violations))
+        .filter(|v| v.severity == crate::record::Severity::Error)
+        .map(|v| v.rule.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_count_each_broken_rule_once_per_document() {
+        let receipt = serde_json::json!({
+            "message_id": "m", "correlation_id": null, "adapter": "wh-ggzy", "doc_type": "penalty",
+            "status": "rejected", "routed_to": [], "received_at": "2026-11-23T10:00:00.000+08:00",
+            "records": [
+                {"index": 0, "record_key": null, "status": "rejected", "violations": [
+                    {"rule": "required", "path": "/a", "field": "甲", "message": "缺少", "severity": "error"},
+                    {"rule": "required", "path": "/b", "field": "乙", "message": "缺少", "severity": "error"},
+                    {"rule": "SG-12", "path": "", "field": "", "message": "迟报", "severity": "warning"}]},
+                {"index": 1, "record_key": null, "status": "rejected", "violations": [
+                    {"rule": "SG-04", "path": "/c", "field": "丙", "message": "校验码", "severity": "error"}]}
+            ]
+        });
+        let rules = rejection_rules(&receipt.to_string());
+        assert_eq!(rules.into_iter().collect::<Vec<_>>(), ["SG-04", "required"]);
+        let mut row =
+            ScoreRow { day: "2026-11-23".into(), rejected_documents: 1, ..ScoreRow::default() };
+        row.rejected_by_reason = BTreeMap::from([("SG-04".into(), 1), ("required".into(), 1)]);
+        assert!(row.csv().contains(",1,SG-04:1;required:1,"), "{}", row.csv());
+        assert_eq!(row.csv().split(',').count(), ScoreRow::CSV_HEADER.split(',').count());
+        assert_eq!(
+            rejection_rules("not json").into_iter().collect::<Vec<_>>(),
+            ["unreadable_receipt"]
+        );
+    }
 }

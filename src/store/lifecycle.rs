@@ -473,7 +473,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Rejected inbound documents received in `[from, to)`: (received_at, adapter, doc_type).
+    /// Rejected inbound documents received in `[from, to)`: (received_at, adapter, doc_type,
+    /// receipt JSON).
     ///
     /// # Errors
     ///
@@ -482,9 +483,9 @@ impl Store {
         &self,
         from: &str,
         to: &str,
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let sql = "SELECT received_at, adapter, doc_type FROM rejected_inputs WHERE received_at >= $1 AND received_at < $2";
-        let rows: Vec<(String, String, String)> =
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let sql = "SELECT received_at, adapter, doc_type, receipt FROM rejected_inputs WHERE received_at >= $1 AND received_at < $2";
+        let rows: Vec<(String, String, String, String)> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);
         Ok(rows)
     }

@@ -385,7 +385,9 @@ async function loadScorecard() {
     el('tr', { 'data-source-org': r.source_org },
       el('td', {}, r.day), el('td', { class: 'mono' }, r.source_org), el('td', {}, r.catalog_item),
       el('td', { class: 'num' }, fmtNum(r.accepted)), el('td', { class: 'num' }, fmtNum(r.accepted_with_warnings)),
-      el('td', { class: 'num' }, fmtNum(r.rejected_documents)), el('td', { class: 'num' }, fmtNum(r.deadlines_met)),
+      el('td', { class: 'num' }, fmtNum(r.rejected_documents)),
+      el('td', { class: 'small' }, Object.entries(r.rejected_by_reason || {}).map(([rule, n]) => `${rule} ${n}`).join('；') || '—'),
+      el('td', { class: 'num' }, fmtNum(r.deadlines_met)),
       el('td', { class: 'num' }, r.deadlines_breached ? badge(fmtNum(r.deadlines_breached), 'bad') : '0'),
       el('td', { class: 'num' }, r.deadlines_at_risk ? badge(fmtNum(r.deadlines_at_risk), 'warn') : '0'),
       el('td', { class: 'num' }, fmtNum(r.deadlines_open)))), '此期间没有记录');
