@@ -229,15 +229,9 @@ async fn dlq_replay(
     body: Option<axum::Json<DlqParams>>,
 ) -> Response {
     let params = body.map(|b| b.0).unwrap_or_default();
-    // A dry run changes nothing: reading is enough.
-    let permission = if params.dry_run { Permission::Read } else { Permission::Replay };
-    let caller = match access::require(&state, &headers, permission) {
-        Ok(caller) => caller,
-        Err(denied) => return denied.into_response(),
-    };
-    let filter = match params.filter() {
-        Ok(f) => f,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    let (caller, filter) = match dlq_action(&state, &headers, &params, Permission::Replay) {
+        Ok(allowed) => allowed,
+        Err(response) => return *response,
     };
     let options = ReplayOptions { dry_run: params.dry_run, rate: params.rate, actor: caller.actor };
     let channel = state.publisher.read().await.clone();
@@ -258,6 +252,22 @@ async fn dlq_replay(
     }
 }
 
+/// The caller and filter of a dead-letter action (replay, purge): a dry run changes nothing,
+/// so reading is enough for it; otherwise the caller needs `permission`.
+fn dlq_action(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &DlqParams,
+    permission: Permission,
+) -> Result<(access::Caller, DlqFilter), Box<Response>> {
+    let permission = if params.dry_run { Permission::Read } else { permission };
+    let caller = access::require(state, headers, permission)
+        .map_err(|denied| Box::new(denied.into_response()))?;
+    let filter =
+        params.filter().map_err(|message| Box::new(error(StatusCode::BAD_REQUEST, &message)))?;
+    Ok((caller, filter))
+}
+
 /// Deletes matching dead letters (`dry_run`: only lists them); audited.
 async fn dlq_purge(
     State(state): State<Arc<AppState>>,
@@ -265,14 +275,9 @@ async fn dlq_purge(
     body: Option<axum::Json<DlqParams>>,
 ) -> Response {
     let params = body.map(|b| b.0).unwrap_or_default();
-    let permission = if params.dry_run { Permission::Read } else { Permission::Purge };
-    let caller = match access::require(&state, &headers, permission) {
-        Ok(caller) => caller,
-        Err(denied) => return denied.into_response(),
-    };
-    let filter = match params.filter() {
-        Ok(f) => f,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    let (caller, filter) = match dlq_action(&state, &headers, &params, Permission::Purge) {
+        Ok(allowed) => allowed,
+        Err(response) => return *response,
     };
     match state.store.purge_dead_letters(&filter, params.dry_run, &caller.actor).await {
         Ok(report) => axum::Json(report).into_response(),

@@ -48,17 +48,6 @@ fn inbound(adapter: &str, doc_type: &str, message_id: &str, body: Vec<u8>) -> Ou
 }
 
 /// Deletes a run's vhost when it ends, also when it fails.
-struct Vhost<'a> {
-    broker: &'a Broker,
-    name: String,
-}
-
-impl Drop for Vhost<'_> {
-    fn drop(&mut self) {
-        self.broker.delete_vhost(&self.name);
-    }
-}
-
 /// What one run saw.
 #[derive(Debug)]
 struct Run {
@@ -72,17 +61,6 @@ struct Run {
     lost: usize,
     dead_lettered: usize,
     delivered: usize,
-}
-
-async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
 }
 
 /// Polls the admin API until the breaker reads open (or `timeout`): (state, gauge).
@@ -128,7 +106,7 @@ async fn observe_breaker(admin_port: u16, timeout: Duration) -> (String, f64) {
 
 async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let (n_penalties, n_alerts) = (40, 20);
-    let vhost_guard = Vhost { broker, name: broker.vhost(tag) };
+    let vhost_guard = support::Vhost::new(broker, tag);
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let regulator =
@@ -178,7 +156,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let alerts: BTreeSet<String> = (0..n_alerts)
         .map(|i| header_key(&format!("supervision_alert:BR-YJ-2026-{i:06}")))
         .collect();
-    let regulator_done = wait_for(Duration::from_secs(30), || {
+    let regulator_done = support::wait_for(Duration::from_secs(30), || {
         let seen: BTreeSet<String> =
             regulator.requests().into_iter().map(|r| r.record_key).collect();
         alerts.iter().all(|k| seen.contains(k))
@@ -188,7 +166,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
 
     let expected: BTreeSet<String> =
         (0..n_penalties).map(|i| support::penalty_key("hb-credit", 50_000 + i, VERSION)).collect();
-    let all_in = wait_for(Duration::from_secs(90), || {
+    let all_in = support::wait_for(Duration::from_secs(90), || {
         let accepted = credit.accepted();
         expected.iter().all(|k| accepted.contains_key(k))
     })

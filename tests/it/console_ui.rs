@@ -76,7 +76,8 @@ async fn console_finds_records_replays_a_dead_letter_and_pauses_in_a_browser() {
 
 async fn console_in_a_browser() {
     let Some(broker) = support::shared_broker() else { return };
-    let vhost = broker.vhost("console");
+    let vhost_guard = support::Vhost::new(&broker, "console");
+    let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
@@ -238,5 +239,4 @@ token = "${file:auditor.txt}"
     assert!(!gateway.log_text().contains(PERSON_ID), "an ID number reached the log");
     stop.cancel();
     let _ = connection.close(200, "".into()).await;
-    broker.delete_vhost(&vhost);
 }

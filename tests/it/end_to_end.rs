@@ -37,7 +37,8 @@ async fn publish_fixture(
 async fn every_direction_end_to_end() {
     support::within(Duration::from_secs(300), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost = broker.vhost("e2e");
+        let vhost_guard = support::Vhost::new(&broker, "e2e");
+        let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
         let credit = MockDestination::start(
             "127.0.0.1:0",
@@ -301,7 +302,6 @@ async fn every_direction_end_to_end() {
         assert!(!gateway.log_text().contains("420111198501011234"));
         stop.cancel();
         let _ = connection.close(200, "".into()).await;
-        broker.delete_vhost(&vhost);
     })
     .await
 }

@@ -22,24 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::support::{self, Accounting, Broker, Gateway, TestConfig};
 
-/// Deletes a test's vhost when the test ends, also when it fails.
-struct Vhost<'a> {
-    broker: &'a Broker,
-    name: String,
-}
-
-impl Vhost<'_> {
-    fn new<'a>(broker: &'a Broker, name: &str) -> Vhost<'a> {
-        Vhost { broker, name: broker.vhost(name) }
-    }
-}
-
-impl Drop for Vhost<'_> {
-    fn drop(&mut self) {
-        self.broker.delete_vhost(&self.name);
-    }
-}
-
 /// The record version given to every penalty (`DATA_TIMESTAMP`), so idempotency keys are stable.
 const VERSION: &str = "2026-10-09T09:30:00+08:00";
 /// Ingest prefetch of the test configuration (`[amqp] prefetch`).
@@ -175,18 +157,6 @@ async fn wait_empty(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Waits until `done` holds or `timeout` passes (no panic: the caller reports the figures).
-async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
 }
 
 /// A dead letter: record key (header-safe form) and its headers.
@@ -380,7 +350,7 @@ async fn broker_killed_mid_stream() {
     let started = Instant::now();
     let n = 2000;
     let broker = Broker::start_private("bk");
-    let vhost_guard = Vhost::new(&broker, "broker-kill");
+    let vhost_guard = support::Vhost::new(&broker, "broker-kill");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::Accept, &stop).await;
@@ -397,7 +367,7 @@ async fn broker_killed_mid_stream() {
     let publisher = tokio::spawn(publish_reliably(uri, documents, 50, confirmed.clone()));
 
     assert!(
-        wait_for(Duration::from_secs(60), || confirmed.load(Ordering::SeqCst) >= n * 3 / 10).await,
+        support::wait_for(Duration::from_secs(60), || confirmed.load(Ordering::SeqCst) >= n * 3 / 10).await,
         "publisher stuck before the kill"
     );
     let at_kill = confirmed.load(Ordering::SeqCst);
@@ -417,7 +387,7 @@ async fn broker_killed_mid_stream() {
     let gateway_back = gateway_back.expect("gateway did not reconnect within 60 s of the restart");
     let report = publisher.await.unwrap();
 
-    let all_in = wait_for(Duration::from_secs(120), || {
+    let all_in = support::wait_for(Duration::from_secs(120), || {
         let seen = tally(&credit);
         expected.iter().all(|k| seen.accepted.contains_key(k))
     })
@@ -470,7 +440,7 @@ async fn gateway_killed_mid_stream() {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     let n = 1500;
-    let vhost_guard = Vhost::new(&broker, "gateway-kill");
+    let vhost_guard = support::Vhost::new(&broker, "gateway-kill");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::Accept, &stop).await;
@@ -497,7 +467,7 @@ async fn gateway_killed_mid_stream() {
 
     let mut kills = Vec::new();
     for fraction in [3, 6] {
-        let reached = wait_for(Duration::from_secs(120), || {
+        let reached = support::wait_for(Duration::from_secs(120), || {
             tally(&credit).accepted.len() >= n * fraction / 10
         })
         .await;
@@ -509,7 +479,7 @@ async fn gateway_killed_mid_stream() {
     }
 
     let published = publishing.await.unwrap();
-    let all_in = wait_for(Duration::from_secs(120), || {
+    let all_in = support::wait_for(Duration::from_secs(120), || {
         let seen = tally(&credit);
         expected.iter().all(|k| seen.accepted.contains_key(k))
     })
@@ -569,7 +539,7 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
         let (n_penalties, n_alerts) = (40, 30);
         const MARKER: &str = "REJECT-ME-400";
         let rejected: BTreeSet<usize> = (0..n_alerts).filter(|i| i % 5 == 2).collect();
-        let vhost_guard = Vhost::new(&broker, "dest-faults");
+        let vhost_guard = support::Vhost::new(&broker, "dest-faults");
         let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
         let regulator = MockDestination::start(
@@ -632,7 +602,7 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
             (0..n_penalties).map(|i| penalty_record_key(30_000 + i)).collect();
 
         // Isolation: the regulator gets its good alerts while the credit site still fails.
-        let regulator_done = wait_for(Duration::from_secs(30), || {
+        let regulator_done = support::wait_for(Duration::from_secs(30), || {
             let seen = tally(&regulator);
             good_alerts.iter().all(|k| seen.accepted.contains_key(k))
         })
@@ -647,7 +617,7 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
         assert!(credit_while_failing.accepted.is_empty(), "credit site accepted while failing");
         assert!(credit_while_failing.failures > 0, "credit site saw no requests while failing");
 
-        let credit_done = wait_for(Duration::from_secs(60), || {
+        let credit_done = support::wait_for(Duration::from_secs(60), || {
             let seen = tally(&credit);
             penalties.iter().all(|k| seen.accepted.contains_key(k))
         })
@@ -728,7 +698,7 @@ async fn poison_document_does_not_block_the_queue() {
     let Some(broker) = support::shared_broker() else { return };
     let started = Instant::now();
     const MARKER: &str = "DELIVERY-POISON";
-    let vhost_guard = Vhost::new(&broker, "poison");
+    let vhost_guard = support::Vhost::new(&broker, "poison");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
     let credit = credit_mock(Behaviour::RejectContaining(MARKER.into()), &stop).await;
@@ -798,7 +768,7 @@ async fn poison_document_does_not_block_the_queue() {
     let refused: BTreeSet<String> =
         (0..n_rejected_copies).map(|i| penalty_record_key(40_000 + i)).collect();
     let expected: BTreeSet<String> = good.union(&refused).cloned().collect();
-    let delivered = wait_for(Duration::from_secs(30), || {
+    let delivered = support::wait_for(Duration::from_secs(30), || {
         let seen = tally(&credit);
         good.iter().all(|k| seen.accepted.contains_key(k))
     })

@@ -18,69 +18,6 @@ use super::support::{self, Gateway, TestConfig};
 const VERSION: &str = "2026-10-09T09:30:00+08:00";
 /// Copies an instance can be sending at once (`LANES` in runtime/delivery.rs).
 const KILL_WINDOW: usize = 8;
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A PostgreSQL database for the test, dropped at the end (also when the test fails).
-struct Database {
-    name: String,
-}
-
-impl Database {
-    /// `None` (and a message) when PostgreSQL is not running, unless it is required.
-    async fn create() -> Option<Database> {
-        if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
-            assert!(
-                std::env::var("CREDGATE_REQUIRE_POSTGRES").is_err(),
-                "PostgreSQL on 127.0.0.1:5432 is required"
-            );
-            eprintln!("skipping: no PostgreSQL on 127.0.0.1:5432");
-            return None;
-        }
-        let name = format!("credgate_inst_{}", std::process::id());
-        let admin = sqlx::PgPool::connect(PG_ADMIN).await.unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
-        let create = format!("CREATE DATABASE {name}");
-        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
-        admin.close().await;
-        Some(Database { name })
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // Drop runs outside the async context; psql is the simplest synchronous client here.
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .stdout(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// Deletes the vhost when the test ends, also when it fails.
-struct Vhost<'a> {
-    broker: &'a support::Broker,
-    name: String,
-}
-
-impl Drop for Vhost<'_> {
-    fn drop(&mut self) {
-        self.broker.delete_vhost(&self.name);
-    }
-}
 
 fn penalty(n: usize) -> Vec<u8> {
     let mut doc: serde_json::Value = serde_json::from_slice(&support::penalty(n)).unwrap();
@@ -110,25 +47,18 @@ fn instance(
     config
 }
 
-async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    true
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_killed_mid_stream() {
     support::within(Duration::from_secs(480), async {
     let Some(broker) = support::shared_broker() else { return };
-    let Some(database) = Database::create().await else { return };
+    let Some(database) =
+        support::PgDatabase::create(&format!("credgate_inst_{}", std::process::id())).await
+    else {
+        return;
+    };
     let started = Instant::now();
     let n = 1500;
-    let vhost = Vhost { broker: &broker, name: broker.vhost("instances") };
+    let vhost = support::Vhost::new(&broker, "instances");
     let stop = CancellationToken::new();
     let credit = MockDestination::start(
         "127.0.0.1:0",
@@ -196,14 +126,14 @@ async fn two_instances_one_killed_mid_stream() {
         })
     };
     let reached =
-        wait_for(Duration::from_secs(120), || credit.accepted().len() >= n * 3 / 10).await;
+        support::wait_for(Duration::from_secs(120), || credit.accepted().len() >= n * 3 / 10).await;
     assert!(reached, "processing stalled before 30 %; log A:\n{}", a.log_text());
     let at_kill = credit.accepted().len();
     tokio::task::block_in_place(|| a.kill9());
     tokio::time::timeout(Duration::from_secs(120), publishing).await.unwrap().unwrap();
 
     // The survivor takes everything over (claims of the dead instance end with their lease).
-    let all_in = wait_for(Duration::from_secs(180), || {
+    let all_in = support::wait_for(Duration::from_secs(180), || {
         let accepted = credit.accepted();
         expected.iter().all(|k| accepted.contains_key(k))
     })

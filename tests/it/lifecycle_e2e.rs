@@ -82,7 +82,8 @@ fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
 async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     support::within(Duration::from_secs(420), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost = broker.vhost("lifecycle");
+        let vhost_guard = support::Vhost::new(&broker, "lifecycle");
+        let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
         let credit = MockDestination::start(
             "127.0.0.1:0",
@@ -522,7 +523,6 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         stop.cancel();
         assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
         drop(connection);
-        broker.delete_vhost(&vhost);
     })
     .await
 }

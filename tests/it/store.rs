@@ -120,7 +120,7 @@ use super::support;
 /// A store on a backend of its own, plus a raw pool for tampering with it.
 enum Raw {
     Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool, String),
+    Postgres(sqlx::PgPool, support::PgDatabase),
 }
 
 impl Raw {
@@ -131,17 +131,14 @@ impl Raw {
         }
     }
 
+    /// Closes the raw pool; the database guard then drops the database.
     async fn drop_database(self) {
-        if let Raw::Postgres(pool, name) = self {
+        if let Raw::Postgres(pool, database) = self {
             pool.close().await;
-            let admin = sqlx::PgPool::connect(PG_URL).await.unwrap();
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap();
+            drop(database);
         }
     }
 }
-
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 async fn sqlite_backend(dir: &tempfile::TempDir) -> (Store, Raw) {
     let store = Store::open("sqlite://lineage.db", dir.path()).await.unwrap();
@@ -154,24 +151,12 @@ async fn sqlite_backend(dir: &tempfile::TempDir) -> (Store, Raw) {
 
 /// A fresh PostgreSQL database, or `None` when PostgreSQL is not running here.
 async fn postgres_backend(tag: &str) -> Option<(Store, Raw)> {
-    if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
-        assert!(
-            std::env::var("CREDGATE_REQUIRE_POSTGRES").is_err(),
-            "PostgreSQL on 127.0.0.1:5432 is required"
-        );
-        eprintln!("skipping: no PostgreSQL on 127.0.0.1:5432");
-        return None;
-    }
-    let name = format!("credgate_store_{tag}_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(PG_URL).await.unwrap();
-    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
-    let create = format!("CREATE DATABASE {name}");
-    sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let store = Store::open(&url, std::path::Path::new(".")).await.unwrap();
-    let raw = sqlx::PgPool::connect(&url).await.unwrap();
-    Some((store, Raw::Postgres(raw, name)))
+    let database =
+        support::PgDatabase::create(&format!("credgate_store_{tag}_{}", std::process::id()))
+            .await?;
+    let store = Store::open(&database.url(), std::path::Path::new(".")).await.unwrap();
+    let raw = sqlx::PgPool::connect(&database.url()).await.unwrap();
+    Some((store, Raw::Postgres(raw, database)))
 }
 
 fn sample_config() -> CompiledConfig {

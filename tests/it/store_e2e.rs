@@ -60,7 +60,8 @@ fn outcomes(copy: &Value) -> Vec<String> {
 async fn dead_letters_replay_once_and_lineage_shows_it() {
     support::within(Duration::from_secs(300), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost = broker.vhost("dlq-replay");
+        let vhost_guard = support::Vhost::new(&broker, "dlq-replay");
+        let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
         let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
@@ -321,7 +322,6 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
         assert!(!gateway.log_text().contains(PERSON_ID), "an ID number reached the log");
         stop.cancel();
         let _ = connection.close(200, "".into()).await;
-        broker.delete_vhost(&vhost);
     })
     .await
 }
@@ -336,7 +336,8 @@ async fn replay_at_volume_delivers_each_dead_letter_once() {
         std::env::var("CREDGATE_REPLAY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     support::within(Duration::from_secs(300 + n as u64 / 10), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost = broker.vhost("dlq-volume");
+        let vhost_guard = support::Vhost::new(&broker, "dlq-volume");
+        let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
         let (credit, broken, endpoints) = support::refusing_credit_site(&stop).await;
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 2);
@@ -438,7 +439,6 @@ async fn replay_at_volume_delivers_each_dead_letter_once() {
         assert_eq!(gateway.terminate(), Some(0));
         stop.cancel();
         let _ = connection.close(200, "".into()).await;
-        broker.delete_vhost(&vhost);
     })
     .await
 }

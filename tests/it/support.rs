@@ -624,3 +624,78 @@ pub async fn refusing_credit_site(
         BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
     (credit, broken, endpoints)
 }
+
+/// Waits until `done` holds or `timeout` passes; no panic, so the caller can report figures.
+pub async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
+/// A test's own vhost, deleted when the test ends, also when it fails.
+pub struct Vhost<'a> {
+    broker: &'a Broker,
+    pub name: String,
+}
+
+impl Vhost<'_> {
+    pub fn new<'a>(broker: &'a Broker, name: &str) -> Vhost<'a> {
+        Vhost { broker, name: broker.vhost(name) }
+    }
+}
+
+impl Drop for Vhost<'_> {
+    fn drop(&mut self) {
+        self.broker.delete_vhost(&self.name);
+    }
+}
+
+/// A fresh PostgreSQL database of a test's own on 127.0.0.1:5432 (trust auth), dropped when
+/// the guard goes, also when the test fails. `None`, with a message, when PostgreSQL is not
+/// running here, unless `CREDGATE_REQUIRE_POSTGRES` makes that a failure.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    const ADMIN_URL: &'static str = "postgres://postgres@127.0.0.1:5432/test";
+
+    pub async fn create(name: &str) -> Option<PgDatabase> {
+        if std::net::TcpStream::connect("127.0.0.1:5432").is_err() {
+            assert!(
+                std::env::var("CREDGATE_REQUIRE_POSTGRES").is_err(),
+                "PostgreSQL on 127.0.0.1:5432 is required"
+            );
+            eprintln!("skipping: no PostgreSQL on 127.0.0.1:5432");
+            return None;
+        }
+        let admin = sqlx::PgPool::connect(Self::ADMIN_URL).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+        let create = format!("CREATE DATABASE {name}");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
+        admin.close().await;
+        Some(PgDatabase { name: name.to_owned() })
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside the async context; psql is the simplest synchronous client here.
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
