@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use credgate::testkit::{Behaviour, MockDestination};
+use credgate::testkit::Behaviour;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{self, Broker, Gateway, TestConfig};
@@ -35,14 +35,7 @@ async fn resource_alarm_answers_503_then_recovers() {
         let broker = Broker::start_private("alarm");
         let vhost = broker.vhost("alarm");
         let stop = CancellationToken::new();
-        let credit = MockDestination::start(
-            "127.0.0.1:0",
-            Behaviour::Accept,
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
+        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
         let endpoints = BTreeMap::from([("hb-credit", format!("http://{}/push", credit.addr))]);
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 5);
         let mut gateway = Gateway::spawn(&config);

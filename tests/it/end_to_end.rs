@@ -40,14 +40,7 @@ async fn every_direction_end_to_end() {
         let vhost_guard = support::Vhost::new(&broker, "e2e");
         let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
-        let credit = MockDestination::start(
-            "127.0.0.1:0",
-            Behaviour::Accept,
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
+        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
         let regulator =
             MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
                 .await

@@ -321,12 +321,6 @@ fn set_rate(config: &TestConfig, destination: &str, per_second: u32) {
     std::fs::write(&path, text.as_bytes()).unwrap();
 }
 
-async fn credit_mock(behaviour: Behaviour, stop: &CancellationToken) -> MockDestination {
-    MockDestination::start("127.0.0.1:0", behaviour, Some(support::SECRET.into()), stop.clone())
-        .await
-        .unwrap()
-}
-
 fn endpoints<'a>(
     credit: &MockDestination,
     regulator: Option<&MockDestination>,
@@ -353,7 +347,7 @@ async fn broker_killed_mid_stream() {
     let vhost_guard = support::Vhost::new(&broker, "broker-kill");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
-    let credit = credit_mock(Behaviour::Accept, &stop).await;
+    let credit = support::credit_mock(Behaviour::Accept, &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
     set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
@@ -443,7 +437,7 @@ async fn gateway_killed_mid_stream() {
     let vhost_guard = support::Vhost::new(&broker, "gateway-kill");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
-    let credit = credit_mock(Behaviour::Accept, &stop).await;
+    let credit = support::credit_mock(Behaviour::Accept, &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
     set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
@@ -701,7 +695,7 @@ async fn poison_document_does_not_block_the_queue() {
     let vhost_guard = support::Vhost::new(&broker, "poison");
     let vhost = vhost_guard.name.clone();
     let stop = CancellationToken::new();
-    let credit = credit_mock(Behaviour::RejectContaining(MARKER.into()), &stop).await;
+    let credit = support::credit_mock(Behaviour::RejectContaining(MARKER.into()), &stop).await;
     let config = TestConfig::new(&broker, &vhost, &endpoints(&credit, None), "[1, 2]", 8);
     set_rate(&config, "hb-credit", 1000);
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));

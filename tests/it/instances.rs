@@ -60,14 +60,7 @@ async fn two_instances_one_killed_mid_stream() {
     let n = 1500;
     let vhost = support::Vhost::new(&broker, "instances");
     let stop = CancellationToken::new();
-    let credit = MockDestination::start(
-        "127.0.0.1:0",
-        Behaviour::Accept,
-        Some(support::SECRET.into()),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let credit = support::credit_mock(Behaviour::Accept, &stop).await;
     let config_a = instance(&broker, &vhost.name, &credit, &database.url());
     let config_b = instance(&broker, &vhost.name, &credit, &database.url());
     // One after the other: the first migrates the fresh database.

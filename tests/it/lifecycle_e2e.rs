@@ -85,14 +85,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         let vhost_guard = support::Vhost::new(&broker, "lifecycle");
         let vhost = vhost_guard.name.clone();
         let stop = CancellationToken::new();
-        let credit = MockDestination::start(
-            "127.0.0.1:0",
-            Behaviour::Accept,
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
+        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
         let regulator =
             MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
                 .await

@@ -612,14 +612,7 @@ pub async fn refusing_credit_site(
     BTreeMap<&'static str, String>,
 ) {
     let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let credit = credgate::testkit::MockDestination::start(
-        "127.0.0.1:0",
-        credgate::testkit::Behaviour::RejectWhile(broken.clone()),
-        Some(SECRET.into()),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let credit = credit_mock(credgate::testkit::Behaviour::RejectWhile(broken.clone()), stop).await;
     let endpoints =
         BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
     (credit, broken, endpoints)
@@ -698,4 +691,20 @@ impl Drop for PgDatabase {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// A mock of the provincial credit site on a free loopback port, checking the gateway's HMAC
+/// signature with the test secret.
+pub async fn credit_mock(
+    behaviour: credgate::testkit::Behaviour,
+    stop: &tokio_util::sync::CancellationToken,
+) -> credgate::testkit::MockDestination {
+    credgate::testkit::MockDestination::start(
+        "127.0.0.1:0",
+        behaviour,
+        Some(SECRET.into()),
+        stop.clone(),
+    )
+    .await
+    .unwrap()
 }
