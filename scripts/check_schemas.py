@@ -26,7 +26,7 @@ from jsonschema.exceptions import SchemaError
 ITEMS = {
     "admin_penalty", "admin_license", "dishonest_list_entry", "red_list_entry", "credit_commitment",
     "credit_repair", "violation_score", "performance_evaluation", "bid_result", "supervision_alert",
-    "alert_disposal", "integrity_case",
+    "alert_disposal", "integrity_case", "credit_objection",
 }
 FAILED_INFO = {"admin_penalty", "dishonest_list_entry", "violation_score"}
 IDENTITY = {
@@ -42,6 +42,7 @@ IDENTITY = {
     "supervision_alert": ["alert_id"],
     "alert_disposal": ["alert_id", "disposal_seq"],
     "integrity_case": ["case_id"],
+    "credit_objection": ["objection_id"],
 }
 PII_CLASSES = {"resident_id", "phone", "home_address", "bank_account", "person_name", "subject_name", "third_party"}
 FORMATS = {"uscc", "uscc-or-placeholder", "org-code", "cn-resident-id", "gb2260-area", "cn-date",

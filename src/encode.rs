@@ -303,6 +303,7 @@ pub fn render_released(
         PayloadFormat::XinyongColumns => {
             let retract = envelope.get("operation").and_then(Value::as_str) == Some("retract");
             let czlx = Value::String(if retract { "D" } else { "U" }.to_owned());
+            let dispute = dispute_columns(envelope);
             // Every field of the item has its own column key (checked when the catalog was
             // loaded); a field outside the item keys by its name and might collide.
             let mut distinct = item.column_keys_distinct;
@@ -336,6 +337,9 @@ pub fn render_released(
                     map.serialize_entry(code, value.as_ref())?;
                 }
                 map.serialize_entry(CZLX, &czlx)?;
+                for (code, value) in &dispute {
+                    map.serialize_entry(code, value)?;
+                }
                 map.end()?;
                 Ok(out)
             } else {
@@ -345,6 +349,9 @@ pub fn render_released(
                     map.insert(code.to_owned(), value.into_owned());
                 }
                 map.insert(CZLX.to_owned(), czlx);
+                for (code, value) in dispute {
+                    map.insert(code.to_owned(), value);
+                }
                 serde_json::to_vec(&map)
             }
         }
@@ -354,6 +361,27 @@ pub fn render_released(
 
 /// 操作类型 column of the 信用中国 format.
 pub const CZLX: &str = "CZLX";
+
+/// The objection (异议) columns of a copy sent because of a hold (`lifecycle::objection`):
+/// `YYBH` the objection number, `YYZT` its status (已受理, 维持 …), `YYCL` what the platform is
+/// asked to do — 异议标注 (show it marked), 暂停公示 (hide it until resolved), 恢复公示 (the
+/// objection ended; show it plainly again).
+fn dispute_columns(envelope: &Map<String, Value>) -> Vec<(&'static str, Value)> {
+    let Some(dispute) = envelope.get("dispute").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let text = |key: &str| dispute.get(key).and_then(Value::as_str).unwrap_or_default();
+    let action = match text("action") {
+        "mark" => "异议标注",
+        "suspend" => "暂停公示",
+        _ => "恢复公示",
+    };
+    vec![
+        ("YYBH", Value::String(text("objection_id").to_owned())),
+        ("YYZT", Value::String(text("status").to_owned())),
+        ("YYCL", Value::String(action.to_owned())),
+    ]
+}
 
 fn render_xml(envelope: &Map<String, Value>, fields: &[(&str, Cow<'_, Value>)]) -> String {
     let mut xml = String::with_capacity(1024);

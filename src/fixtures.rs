@@ -176,7 +176,18 @@ fn run_lifecycle(
             received_at,
             source_timestamp: None,
         };
-        let earlier = pipeline::process(config, &inbound);
+        let mut earlier = pipeline::process(config, &inbound);
+        // A prior objection moves its state machine as at runtime; its new state is "stored".
+        let objection = earlier.records.iter().any(|r| {
+            r.record.as_ref().is_some_and(|c| c.get_str("catalog_item") == "credit_objection")
+        });
+        if objection {
+            for step in hook::after_accept(config, &mut [&mut earlier], &known) {
+                for row in step.disputes {
+                    known.disputes.insert(row.dispute.objection_id.clone(), row.dispute);
+                }
+            }
+        }
         for record in &earlier.records {
             let Some(canonical) = &record.record else { continue };
             if record.status == pipeline::RecordStatus::Rejected {
@@ -267,6 +278,7 @@ fn run_lifecycle(
         "retractions": retractions,
         "list_events": list_events,
         "publicity": step.publicity,
+        "disputes": step.disputes,
         "notes": step.notes,
     }))
 }

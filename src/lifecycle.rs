@@ -14,6 +14,8 @@
 //! - [`dishonest_list`] — the versioned severe-dishonesty list with as-of, delta and snapshot.
 //! - [`bid_warning`] — bid-time credit warnings (`supervision_alert` records).
 //! - [`dispute`] — the objection (异议) state machine and per-destination hold actions.
+//! - [`objection`] — the lifecycle step of an accepted objection: the hold at every holder
+//!   of its record, and the release, correction or retraction that ends it.
 //! - [`retraction`] — retract operations per holder and their acknowledgement tracker.
 
 pub mod bid_warning;
@@ -21,6 +23,7 @@ pub mod deadlines;
 pub mod dishonest_list;
 pub mod dispute;
 pub mod hook;
+pub mod objection;
 pub mod obligations;
 pub mod publicity;
 pub mod retraction;

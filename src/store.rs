@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("store/0002_lineage.sql")),
     (3, include_str!("store/0003_claims.sql")),
     (4, include_str!("store/0004_lifecycle.sql")),
+    (5, include_str!("store/0005_disputes.sql")),
 ];
 
 /// How many writes one transaction may carry.
@@ -223,6 +224,23 @@ impl Store {
         let sql = "SELECT record_version FROM delivered WHERE destination = $1 AND record_key = $2";
         let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(destination).bind(record_key).fetch_optional(p).await?);
         Ok(row.map(|(v,)| v))
+    }
+
+    /// What a delivery worker must know before sending a copy, in one round trip: the highest
+    /// version delivered to the destination for the record key, and whether an open objection
+    /// holds the record.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn delivery_view(
+        &self,
+        destination: &str,
+        record_key: &str,
+    ) -> Result<(Option<String>, bool), StoreError> {
+        let sql = "SELECT (SELECT record_version FROM delivered WHERE destination = $1 AND record_key = $2), (SELECT COUNT(*) FROM disputes WHERE target_record_key = $2 AND holding = 1)";
+        let (delivered, holds): (Option<String>, i64) = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(destination).bind(record_key).fetch_one(p).await?);
+        Ok((delivered, holds > 0))
     }
 
     /// Whether the store answers.

@@ -18,6 +18,7 @@ use crate::config::raw::Audience;
 use crate::domain::rules::RuleContext;
 use crate::lifecycle::bid_warning::{self, ListAndPenalties, PublicisedPenalty};
 use crate::lifecycle::dishonest_list::{DishonestList, ListEvent};
+use crate::lifecycle::dispute::Dispute;
 use crate::lifecycle::publicity::{FAILED_INFO_ANCHORS, PublicityDecision};
 use crate::lifecycle::retraction::{
     self, AckTracker, CauseKind, Holder, RetractAction, RetractionCause,
@@ -53,6 +54,8 @@ pub struct Known {
     pub list: DishonestList,
     /// Publicised penalties of the subjects of the bids being checked.
     pub penalties: Vec<PublicisedPenalty>,
+    /// Stored objections by `objection_id` (only those named by the batch's objections).
+    pub disputes: BTreeMap<String, Dispute>,
 }
 
 /// What the runtime must look up before calling [`after_accept`].
@@ -64,6 +67,8 @@ pub struct Needs {
     pub list: bool,
     /// USCCs named by bids (winner and candidates), for the penalty index.
     pub subjects: BTreeSet<String>,
+    /// `objection_id`s of the batch's objections, whose stored state is needed.
+    pub objections: BTreeSet<String>,
 }
 
 /// A record the step generated, with its routed copies.
@@ -72,7 +77,8 @@ pub struct Generated {
     /// The canonical record as stored in lineage (for a retraction: the first holder's copy).
     pub record: CanonicalRecord,
     pub copies: Vec<OutboundCopy>,
-    /// `retraction` or `credit_warning` (lineage `doc_type` is `lifecycle:<kind>`).
+    /// `retraction`, `credit_warning`, `dispute_hold` or `dispute_release` (lineage
+    /// `doc_type` is `lifecycle:<kind>`).
     pub kind: &'static str,
 }
 
@@ -106,11 +112,22 @@ pub struct Step {
     /// Warnings put on the document's records (record key, rule, message), already applied to
     /// the document: its receipt carries them.
     pub warnings: Vec<(String, &'static str, String)>,
+    /// Objections whose state moved, with whether they now hold their record.
+    pub disputes: Vec<DisputeRow>,
+}
+
+/// An objection's new state, as the store keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisputeRow {
+    pub dispute: Dispute,
+    /// Whether the target record is held (the delivery workers of suspending destinations
+    /// park its copies while it is).
+    pub holding: bool,
 }
 
 /// Records of the batch so far by key: the newest record and (destination, version) of every
 /// copy routed in the batch.
-type InBatch = BTreeMap<String, (CanonicalRecord, Vec<(String, String)>)>;
+pub(super) type InBatch = BTreeMap<String, (CanonicalRecord, Vec<(String, String)>)>;
 
 fn accepted(processed: &Processed) -> impl Iterator<Item = &CanonicalRecord> {
     processed
@@ -142,6 +159,14 @@ pub fn needs(docs: &[&Processed]) -> Needs {
         if let Some(target) = target_of(record) {
             needs.targets.insert(target);
         }
+        if record.get_str("catalog_item") == "credit_objection" {
+            if let Some(target) = fields::text(&record.fields, "target_record_key") {
+                needs.targets.insert(target.to_owned());
+            }
+            if let Some(id) = fields::text(&record.fields, "objection_id") {
+                needs.objections.insert(id.to_owned());
+            }
+        }
         if record.get_str("catalog_item") == "bid_result" {
             needs.list = true;
             if let Some(uscc) = fields::text(&record.fields, "winner_uscc") {
@@ -169,7 +194,7 @@ fn publishes(config: &CompiledConfig, destination: &str) -> bool {
     RetractAction::for_audience(audience).contains(&RetractAction::EndPublicity)
 }
 
-fn audience_of(config: &CompiledConfig, destination: &str) -> Audience {
+pub(super) fn audience_of(config: &CompiledConfig, destination: &str) -> Audience {
     config
         .adapters
         .get(destination)
@@ -189,6 +214,8 @@ pub fn after_accept(
     known: &Known,
 ) -> Vec<Step> {
     let mut list = known.list.clone();
+    // Objections moved earlier in the batch (a redelivered pair of status updates).
+    let mut disputes: BTreeMap<String, Dispute> = BTreeMap::new();
     // Record key → (latest record, destinations routed in this batch with the version).
     let mut in_batch: InBatch = BTreeMap::new();
     let mut steps = Vec::with_capacity(docs.len());
@@ -228,6 +255,16 @@ pub fn after_accept(
                 }
             }
             retraction_for(config, canonical, known, &in_batch, &mut step);
+            if canonical.get_str("catalog_item") == "credit_objection" {
+                super::objection::on_objection(
+                    config,
+                    canonical,
+                    known,
+                    &in_batch,
+                    &mut disputes,
+                    &mut step,
+                );
+            }
             if canonical.get_str("catalog_item") == "bid_result" {
                 warnings_for(config, canonical, &list, &known.penalties, &mut step);
             }
@@ -432,13 +469,7 @@ fn retraction_for(
             }
         }
     };
-    let stored = known.targets.get(&target_key);
-    let batch = in_batch.get(&target_key);
-    let latest = [stored.and_then(|t| t.latest.as_ref()), batch.map(|b| &b.0)]
-        .into_iter()
-        .flatten()
-        .max_by(|a, b| a.record_version().cmp(b.record_version()))
-        .cloned();
+    let (latest, holders) = target_view(config, &target_key, known, in_batch);
     let Some(latest) = latest else {
         step.notes.push(format!(
             "{}: retraction target {target_key} was never received; nothing to retract",
@@ -468,7 +499,24 @@ fn retraction_for(
             ),
         ));
     }
-    // Every destination that was ever routed any version (lineage), plus this batch's copies.
+    plan_at_holders(config, &target_key, &latest, cause, &holders, step);
+}
+
+/// The newest version of a record (stored or earlier in the batch) and every destination that
+/// was ever routed any version of it (lineage), plus this batch's copies.
+pub(super) fn target_view(
+    config: &CompiledConfig,
+    target_key: &str,
+    known: &Known,
+    in_batch: &InBatch,
+) -> (Option<CanonicalRecord>, Vec<Holder>) {
+    let stored = known.targets.get(target_key);
+    let batch = in_batch.get(target_key);
+    let latest = [stored.and_then(|t| t.latest.as_ref()), batch.map(|b| &b.0)]
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| a.record_version().cmp(b.record_version()))
+        .cloned();
     let mut holders: BTreeMap<String, Holder> = BTreeMap::new();
     let rows = stored.map(|t| t.holders.as_slice()).unwrap_or_default();
     let batch_rows = batch.map(|b| b.1.as_slice()).unwrap_or_default();
@@ -490,13 +538,12 @@ fn retraction_for(
             holder.queued_version = Some(routed);
         }
     }
-    let holders: Vec<Holder> = holders.into_values().collect();
-    plan_at_holders(config, &target_key, &latest, cause, &holders, step);
+    (latest, holders.into_values().collect())
 }
 
 /// Plans a retraction of `latest` at `holders` and renders each holder's retract copy into
 /// `step`; problems become notes.
-fn plan_at_holders(
+pub(super) fn plan_at_holders(
     config: &CompiledConfig,
     target_key: &str,
     latest: &CanonicalRecord,

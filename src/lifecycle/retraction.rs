@@ -66,6 +66,10 @@ pub enum CauseKind {
     },
     /// The maximum publicity period ended (the publicity timer): publicity stops everywhere.
     PublicityEnded,
+    /// An objection (异议) ended with the record withdrawn (撤销).
+    Objection {
+        objection_id: String,
+    },
 }
 
 /// The decision behind a retraction.
@@ -163,6 +167,7 @@ impl RetractionCause {
             CauseKind::ListRemoval { reason: RemovalReason::Repaired } => "信用修复移出",
             CauseKind::ListRemoval { reason: RemovalReason::Revoked } => "撤销",
             CauseKind::PublicityEnded => "公示期满",
+            CauseKind::Objection { .. } => "异议撤销",
         }
     }
 }

@@ -370,7 +370,8 @@ impl LaneWorker {
                 owner: owner().to_owned(),
             }))
         };
-        let already = |outcome: &str, delivered: &str| attempt_record(outcome, "", delivered);
+        let already =
+            |outcome: &str, reason: &str, response: &str| attempt_record(outcome, reason, response);
         if self.settled_already(delivery, &record_key, &record_version, &already).await {
             return;
         }
@@ -534,16 +535,20 @@ impl LaneWorker {
     /// An older version arriving after a newer one was delivered is dropped, not sent; the same
     /// version already delivered (a redelivery, a replay of a copy that got through after all, a
     /// second replay, a copy another instance sent) is acknowledged without sending it again.
+    /// A copy of a record an open objection holds is parked at a destination that suspends
+    /// held records: acknowledged unsent, its attempt recorded as `held` — the objection's
+    /// release (or correction, or retraction) is what reaches the destination, rendered from
+    /// the stored record. Copies the objection itself generated, and retractions, pass.
     /// True when the delivery was settled here (acked, or requeued because the store is down).
     async fn settled_already(
         &self,
         delivery: &Delivery,
         record_key: &str,
         record_version: &str,
-        attempt: &(dyn Fn(&str, &str) -> Write + Sync),
+        attempt: &(dyn Fn(&str, &str, &str) -> Write + Sync),
     ) -> bool {
-        match self.state.store.delivered_version(&self.destination, record_key).await {
-            Ok(Some(delivered)) if delivered.as_str() >= record_version => {
+        match self.state.store.delivery_view(&self.destination, record_key).await {
+            Ok((Some(delivered), _)) if delivered.as_str() >= record_version => {
                 let outcome = if delivered == record_version {
                     "already_delivered"
                 } else {
@@ -559,7 +564,25 @@ impl LaneWorker {
                     outcome,
                     "Copy not sent: this or a newer version was delivered already."
                 );
-                self.record(attempt(outcome, &delivered)).await;
+                self.record(attempt(outcome, "", &delivered)).await;
+                self.ack(delivery).await;
+                true
+            }
+            Ok((_, true))
+                if !is_lifecycle_version(record_version)
+                    && crate::lifecycle::objection::policy_of(
+                        &self.state.config,
+                        &self.destination,
+                    ) == crate::lifecycle::dispute::HoldPolicy::Suspend =>
+            {
+                metrics::counter!(m::HELD, "destination" => self.destination.clone()).increment(1);
+                info!(
+                    destination = self.destination,
+                    record_key,
+                    record_version,
+                    "Copy held: an objection (异议) suspends this record here until it is resolved."
+                );
+                self.record(attempt("held", "异议处理中：暂停推送", "")).await;
                 self.ack(delivery).await;
                 true
             }
@@ -771,6 +794,12 @@ struct Dead {
 }
 
 /// The copy's properties without any per-message TTL: a dead letter must never expire.
+/// Copies a lifecycle step generated for a record (an objection's hold or release, a
+/// retraction): never parked by an objection's hold, which they carry out.
+fn is_lifecycle_version(version: &str) -> bool {
+    version.contains("~dispute:") || version.contains("~retract:")
+}
+
 fn without_expiration(properties: &lapin::BasicProperties) -> lapin::BasicProperties {
     let mut out = lapin::BasicProperties::default().with_delivery_mode(2);
     if let Some(id) = properties.message_id() {

@@ -64,6 +64,9 @@ pub async fn lookups(state: &AppState, needs: &Needs) -> Result<Known, StoreErro
             .collect();
         known.targets.insert(key.clone(), Target { latest, holders });
     }
+    if !needs.objections.is_empty() {
+        known.disputes = state.store.disputes_by_id(&needs.objections).await?;
+    }
     if needs.list {
         known.list = state.store.dishonest_list().await?;
         for uscc in &needs.subjects {
@@ -146,6 +149,12 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
     for p in &step.publicity {
         out.push(Write::Lifecycle(Box::new(LifecycleWrite::Publicity(p.clone()))));
     }
+    for row in &step.disputes {
+        out.push(Write::Lifecycle(Box::new(LifecycleWrite::Dispute {
+            row: row.clone(),
+            updated_at: at.to_owned(),
+        })));
+    }
     out
 }
 
@@ -209,19 +218,46 @@ pub async fn annotate(
     };
     let retractions = store.retractions(&key, now).await?;
     let publicity = store.publicity(&key).await?;
+    let disputes = store.disputes_of(&key).await?;
     let deadlines: Vec<Value> =
         obligations(config, store.copy_deliveries(Some(&key), "").await?, now)
             .iter()
             .map(obligation_json)
             .collect();
-    if retractions.is_empty() && publicity.is_empty() && deadlines.is_empty() {
+    if retractions.is_empty() && publicity.is_empty() && deadlines.is_empty() && disputes.is_empty()
+    {
         return Ok(());
     }
+    // How each holder treats the record while an objection holds it.
+    let holders: Vec<Value> = if disputes.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .holders(&key)
+            .await?
+            .into_iter()
+            .map(|h| {
+                serde_json::json!({
+                    "destination": h.destination,
+                    "policy": crate::lifecycle::objection::policy_of(config, &h.destination),
+                })
+            })
+            .collect()
+    };
+    let disputes: Vec<Value> = disputes
+        .into_iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(&d).unwrap_or_default();
+            v["holders"] = Value::Array(holders.clone());
+            v
+        })
+        .collect();
     record["lifecycle"] = serde_json::json!({
         "as_of": crate::pipeline::rfc3339_shanghai(now),
         "publicity": publicity,
         "deadlines": deadlines,
         "retractions": retractions,
+        "disputes": disputes,
     });
     Ok(())
 }

@@ -17,6 +17,7 @@ pub const UPSTREAM_RETRIES: &str = "credgate_upstream_retries_total";
 pub const DEAD_LETTERED: &str = "credgate_dead_lettered_total";
 pub const BREAKER_STATE: &str = "credgate_destination_breaker_state";
 pub const SUPERSEDED: &str = "credgate_superseded_total";
+pub const HELD: &str = "credgate_held_by_objection_total";
 pub const DUPLICATES: &str = "credgate_idempotency_duplicates_total";
 pub const QUEUE_DEPTH: &str = "credgate_queue_depth";
 pub const QUEUE_OLDEST_AGE: &str = "credgate_queue_oldest_message_age_seconds";

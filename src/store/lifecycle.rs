@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::backend::{Tx, on_conn};
 use super::{Pool, Store, StoreError};
 use crate::lifecycle::dishonest_list::{DishonestList, ListEvent};
-use crate::lifecycle::hook::PublicityRow;
+use crate::lifecycle::dispute::Dispute;
+use crate::lifecycle::hook::{DisputeRow, PublicityRow};
 use crate::lifecycle::publicity::PublicityDecision;
 use crate::lifecycle::retraction::{AckState, AckTracker, RetractionCause};
 
@@ -27,6 +28,8 @@ pub enum LifecycleWrite {
     Publicity(PublicityRow),
     /// The publicity timer emitted the stop-publicity retraction of a record.
     PublicityStopped { record_key: String, stopped_at: String },
+    /// An objection's new state, and whether it holds its record.
+    Dispute { row: DisputeRow, updated_at: String },
 }
 
 impl std::fmt::Debug for LifecycleWrite {
@@ -45,6 +48,13 @@ impl std::fmt::Debug for LifecycleWrite {
             LifecycleWrite::PublicityStopped { record_key, .. } => {
                 write!(f, "PublicityStopped({record_key})")
             }
+            LifecycleWrite::Dispute { row, .. } => write!(
+                f,
+                "Dispute({} on {}: {})",
+                row.dispute.objection_id,
+                row.dispute.target_record_key,
+                row.dispute.state.label()
+            ),
         }
     }
 }
@@ -88,6 +98,19 @@ pub(super) async fn commit_lifecycle<T: Tx>(
             on_conn!(tx.conn(), c => {
                 sqlx::query("UPDATE publicity SET stopped_at = $1 WHERE record_key = $2 AND stopped_at = ''")
                     .bind(stopped_at).bind(record_key)
+                    .execute(&mut *c).await?;
+                Ok(())
+            })
+        }
+        LifecycleWrite::Dispute { row, updated_at } => {
+            let d = &row.dispute;
+            let json = serde_json::to_string(d).unwrap_or_default();
+            // A state only moves forward (the lifecycle step refuses other transitions), and
+            // the history only grows: a redelivered older state never overwrites a newer one.
+            on_conn!(tx.conn(), c => {
+                sqlx::query("INSERT INTO disputes (objection_id, target_record_key, held_version, state, dispute, holding, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (objection_id) DO UPDATE SET state = excluded.state, dispute = excluded.dispute, holding = excluded.holding, updated_at = excluded.updated_at WHERE LENGTH(excluded.dispute) >= LENGTH(disputes.dispute)")
+                    .bind(&d.objection_id).bind(&d.target_record_key).bind(&d.held_version)
+                    .bind(d.state.label()).bind(json).bind(i64::from(row.holding)).bind(updated_at)
                     .execute(&mut *c).await?;
                 Ok(())
             })
@@ -195,6 +218,18 @@ pub struct PublicityView {
     pub decision: serde_json::Value,
 }
 
+/// An objection against a record, as shown to operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisputeView {
+    pub objection_id: String,
+    pub status: String,
+    pub holding: bool,
+    pub held_version: String,
+    pub updated_at: String,
+    /// Each status with the instant it was entered.
+    pub history: Vec<(String, String)>,
+}
+
 type RetractionRow = (String, String, String, String, String);
 type PublicityDbRow = (String, i64, String, String, String, String, String, String);
 
@@ -230,6 +265,64 @@ impl Store {
                 delivered_version: delivered.get(&destination).cloned(),
                 destination,
                 routed_version,
+            })
+            .collect())
+    }
+
+    /// Stored objections by id (those that exist).
+    ///
+    /// # Errors
+    ///
+    /// A query failed.
+    pub async fn disputes_by_id(
+        &self,
+        ids: impl IntoIterator<Item = &String>,
+    ) -> Result<std::collections::BTreeMap<String, Dispute>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for id in ids {
+            let sql = "SELECT dispute FROM disputes WHERE objection_id = $1";
+            let row: Option<(String,)> =
+                on_pool!(&self.pool, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await?);
+            match row.map(|(json,)| serde_json::from_str::<Dispute>(&json)) {
+                Some(Ok(dispute)) => {
+                    out.insert(id.clone(), dispute);
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, objection_id = id, "Unreadable objection in the store; treated as new.")
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The objections against a record, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The query failed.
+    pub async fn disputes_of(&self, record_key: &str) -> Result<Vec<DisputeView>, StoreError> {
+        let sql = "SELECT dispute, holding, updated_at FROM disputes WHERE target_record_key = $1 ORDER BY objection_id";
+        let rows: Vec<(String, i64, String)> =
+            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(json, holding, updated_at)| {
+                let d: Dispute = serde_json::from_str(&json).ok()?;
+                Some(DisputeView {
+                    status: d.state.label().to_owned(),
+                    history: d
+                        .history
+                        .iter()
+                        .map(|(at, s)| {
+                            (crate::pipeline::rfc3339_shanghai(*at), s.label().to_owned())
+                        })
+                        .collect(),
+                    objection_id: d.objection_id,
+                    holding: holding != 0,
+                    held_version: d.held_version,
+                    updated_at,
+                })
             })
             .collect())
     }
