@@ -74,6 +74,39 @@ fn lifecycle_sections(webhook: &str) -> String {
     )
 }
 
+/// Points the test configuration at a calendar directory holding the shipped years plus, for
+/// this year and the next when no official file ships for them, a *synthetic* plain Mon–Fri
+/// year: the test's deadlines run from today's date, and the gateway rightly refuses to guess
+/// a year it has no notice for. (The shipped calendars stay official-only.)
+fn with_test_calendars(config: &TestConfig) {
+    let dir = config.path().join("calendars");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(support::REPO).join("config/calendars");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let this_year = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).year();
+    for year in [this_year, this_year + 1] {
+        let file = dir.join(format!("cn-{year}.toml"));
+        if !file.exists() {
+            std::fs::write(
+                &file,
+                format!(
+                    "year = {year}\nsource = {{ title = \"synthetic test calendar (plain Mon–Fri week)\", published = \"{}-11-01\" }}\noff_days = []\nadjusted_working_days = []\n",
+                    year - 1
+                ),
+            )
+            .unwrap();
+        }
+    }
+    let process = config.path().join("credgate.toml");
+    let text = std::fs::read_to_string(&process).unwrap();
+    let calendars = regex::Regex::new(r#"calendars = "[^"]*""#).unwrap();
+    let text = calendars.replace(&text, format!("calendars = \"{}\"", dir.display()).as_str());
+    std::fs::write(&process, text.as_ref()).unwrap();
+}
+
 fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
     bodies.iter().filter_map(|(_, b)| serde_json::from_slice(b).ok()).collect()
 }
@@ -102,6 +135,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         let mut text = std::fs::read_to_string(&process).unwrap();
         text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
         std::fs::write(&process, text).unwrap();
+        with_test_calendars(&config);
         let mut gateway = Gateway::spawn(&config);
         let admin = support::Admin::new(&config);
         let connection = support::connect(&broker, &vhost).await;
@@ -512,6 +546,196 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(csv.starts_with("day,source_org,catalog_item,"), "{csv}");
         assert!(csv.lines().any(|l| l.contains(",11420000MB0P1Q2R33,admin_penalty,")), "{csv}");
+
+        stop.cancel();
+        assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
+        drop(connection);
+    })
+    .await
+}
+
+/// An objection (异议) to a penalty, filed with 信用湖北 (`hb-credit` objection documents), for
+/// a penalty number `n` of `support::penalty`, at `status`.
+fn objection(id: &str, n: usize, status: &str) -> Vec<u8> {
+    let mut doc = serde_json::json!({
+        "YYBH": id,
+        "MBML": "admin_penalty",
+        "MBJLBS": format!("admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕{n}号"),
+        "YYLY": "处罚决定书认定的事实与招标文件记载不符，申请核查。",
+        "SQSJ": "2026-11-10T09:00:00+08:00",
+        "CLZT": status,
+        "ZTMC": "湖北示例建设工程有限公司",
+        "ZTLB": "法人及非法人组织",
+        "ZTDM": "91420100MA4P7Q8R8N",
+        "JBRXM": "李四",
+        "JBRDH": "13800001234",
+    });
+    if status != "待受理" {
+        doc["SLSJ"] = "2026-11-11T10:00:00+08:00".into();
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// The copy statuses (`held`, `delivered` …) of a record key's versions, from `/v1/records`.
+async fn copy_statuses(admin: &support::Admin, key: &str) -> Vec<String> {
+    let (_, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
+    body["records"][0]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v["copies"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["status"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The objection hold against the running gateway, with `hb-credit` configured to suspend
+/// held records (`dispute_hold = "suspend"`):
+///
+/// A. the credit platform has the penalty when the objection is accepted: it gets a
+///    suspension notice (暂停公示); a corrected version sent by the source while the
+///    objection is open is parked, not delivered; the outcome 已更正 releases the corrected
+///    version (恢复公示);
+/// B. the penalty is still queued (the destination is paused) when the objection is accepted:
+///    the queued copy is parked once the destination resumes, nothing reaches the platform,
+///    and the outcome 维持 delivers it — held, never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_objection_holds_the_record_until_its_outcome() {
+    support::within(Duration::from_secs(360), async {
+        let Some(broker) = support::shared_broker() else { return };
+        let vhost_guard = support::Vhost::new(&broker, "dispute");
+        let vhost = vhost_guard.name.clone();
+        let stop = CancellationToken::new();
+        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
+        let endpoints =
+            BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
+        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
+        let adapter = config.path().join("adapters/hb-credit.toml");
+        let text = std::fs::read_to_string(&adapter).unwrap();
+        let text = text.replacen(
+            "audience = \"government\"",
+            "audience = \"government\"\ndispute_hold = \"suspend\"",
+            1,
+        );
+        std::fs::write(&adapter, text).unwrap();
+        let mut gateway = Gateway::spawn(&config);
+        let admin = support::Admin::new(&config);
+        let connection = support::connect(&broker, &vhost).await;
+        for platform in ["hb-ggzy-trading", "wh-ggzy-trading"] {
+            let exchange: &'static str = Box::leak(format!("platform.{platform}").into_boxed_str());
+            let queue: &'static str = Box::leak(format!("d.{platform}").into_boxed_str());
+            testkit::collect_exchange(&connection, exchange, queue, stop.clone()).await.unwrap();
+        }
+        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
+        let publish = |doc_type: &'static str, id: &str, body: Vec<u8>| {
+            let channel = channel.clone();
+            let id = id.to_owned();
+            async move {
+                let adapter = if doc_type == "penalty" { "wh-ggzy" } else { "hb-credit" };
+                testkit::publish_document(
+                    &channel,
+                    adapter,
+                    doc_type,
+                    &id,
+                    "application/json",
+                    &body,
+                )
+                .await
+                .unwrap();
+            }
+        };
+        let credit_ref = &credit;
+        let admin_ref = &admin;
+        let bodies = || -> Vec<Value> {
+            credit_ref
+                .requests()
+                .iter()
+                .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+                .collect()
+        };
+        let delivered = |n: usize| async move {
+            support::eventually(Duration::from_secs(60), "copies at hb-credit", || async move {
+                credit_ref.accepted().len() >= n
+            })
+            .await;
+        };
+
+        // --- A. Held after delivery -----------------------------------------------------
+        let key_a = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕31号";
+        publish("penalty", "dp-penalty-31", support::penalty(31)).await;
+        delivered(1).await;
+        publish("objection", "dp-objection-a1", objection("HBYY-A", 31, "已受理")).await;
+        delivered(2).await;
+        let suspension = bodies().remove(1);
+        assert_eq!(suspension["YYCL"], "暂停公示", "{suspension}");
+        assert_eq!(suspension["YYZT"], "已受理", "{suspension}");
+        assert_eq!(suspension["CF_WSH"], "鄂公管罚〔2026〕31号", "{suspension}");
+
+        // The source corrects the penalty while the objection is open: parked, not sent.
+        // (Versions are the receipt instant to the second, then the message id: a correction
+        // in the same second as the hold would sort before the hold's own copy.)
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let mut corrected: Value = serde_json::from_slice(&support::penalty(31)).unwrap();
+        corrected["CF_NR"] = "罚款人民币10000元".into();
+        publish("penalty", "dp-penalty-31-corrected", serde_json::to_vec(&corrected).unwrap())
+            .await;
+        support::eventually(Duration::from_secs(60), "corrected copy held", || async move {
+            copy_statuses(admin_ref, key_a).await.iter().any(|s| s == "held")
+        })
+        .await;
+        assert_eq!(credit.accepted().len(), 2, "a held copy reached the platform");
+
+        publish("objection", "dp-objection-a2", objection("HBYY-A", 31, "已更正")).await;
+        delivered(3).await;
+        let release = bodies().remove(2);
+        assert_eq!(release["YYCL"], "恢复公示", "{release}");
+        assert_eq!(release["YYZT"], "已更正", "{release}");
+        assert_eq!(release["CF_NR"], "罚款人民币10000元", "the corrected version: {release}");
+        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key_a))).await;
+        let dispute = &shown["records"][0]["lifecycle"]["disputes"][0];
+        assert_eq!(dispute["status"], "已更正", "{shown}");
+        assert_eq!(dispute["holding"], false, "{dispute}");
+        assert_eq!(dispute["holders"][0]["policy"], "suspend", "{dispute}");
+        let history: Vec<&str> =
+            dispute["history"].as_array().unwrap().iter().map(|h| h[1].as_str().unwrap()).collect();
+        assert_eq!(history, ["待受理", "已受理", "已更正"], "{dispute}");
+
+        // --- B. Held while queued -------------------------------------------------------
+        let key_b = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕32号";
+        let (status, body) =
+            admin.post("/v1/destinations/hb-credit/pause", serde_json::json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        // Delivery workers see a pause within their 1 s poll of the store.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        publish("penalty", "dp-penalty-32", support::penalty(32)).await;
+        // Objections come days after the record; here, at least after it was stored (the two
+        // documents are consumed from different queues).
+        support::eventually(Duration::from_secs(60), "penalty 32 stored", || async move {
+            !copy_statuses(admin_ref, key_b).await.is_empty()
+        })
+        .await;
+        publish("objection", "dp-objection-b1", objection("HBYY-B", 32, "已受理")).await;
+        support::eventually(Duration::from_secs(60), "objection B holds", || async move {
+            let (_, shown) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key_b))).await;
+            shown["records"][0]["lifecycle"]["disputes"][0]["holding"] == true
+        })
+        .await;
+        let (status, body) =
+            admin.post("/v1/destinations/hb-credit/resume", serde_json::json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        support::eventually(Duration::from_secs(60), "queued copy held", || async move {
+            copy_statuses(admin_ref, key_b).await.iter().any(|s| s == "held")
+        })
+        .await;
+        assert_eq!(credit.accepted().len(), 3, "the held penalty reached the platform");
+
+        publish("objection", "dp-objection-b2", objection("HBYY-B", 32, "维持")).await;
+        delivered(4).await;
+        let released = bodies().remove(3);
+        assert_eq!(released["CF_WSH"], "鄂公管罚〔2026〕32号", "{released}");
+        assert_eq!(released["YYZT"], "维持", "{released}");
+        assert_eq!(released["YYCL"], "恢复公示", "{released}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(credit.accepted().len(), 4, "nothing else reached the platform");
 
         stop.cancel();
         assert_eq!(gateway.terminate(), Some(0), "{}", gateway.log_text());
