@@ -287,8 +287,21 @@ pub fn process(config: &CompiledConfig, inbound: &Inbound<'_>) -> Processed {
                 location: location(index),
                 status: RecordStatus::Rejected,
                 violations,
+                // Only coordinates: the record key, and the organisation the data names as its
+                // source (what the compliance scorecard counts the rejection against).
                 record: record_key.map(|key| CanonicalRecord {
-                    envelope: Map::from_iter([("record_key".to_owned(), Value::String(key))]),
+                    envelope: Map::from_iter([
+                        ("record_key".to_owned(), Value::String(key)),
+                        (
+                            "source_org_uscc".to_owned(),
+                            mapped
+                                .fields
+                                .get("source_org_uscc")
+                                .and_then(Value::as_str)
+                                .unwrap_or(&adapter.org_uscc)
+                                .into(),
+                        ),
+                    ]),
                     fields: Map::new(),
                 }),
                 route: None,

@@ -737,8 +737,10 @@ pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bo
             "day",
             "source org",
             "item",
+            "received",
             "accepted",
             "warnings",
+            "rejected",
             "rejected docs",
             "rejected by rule",
             "met",
@@ -751,8 +753,10 @@ pub(super) fn scorecard(cli: &Cli, from: Option<&str>, to: Option<&str>, csv: bo
                 r.day.clone(),
                 r.source_org.clone(),
                 r.catalog_item.clone(),
+                r.received.to_string(),
                 r.accepted.to_string(),
                 r.accepted_with_warnings.to_string(),
+                r.rejected_records.to_string(),
                 r.rejected_documents.to_string(),
                 r.rejected_by_reason
                     .iter()

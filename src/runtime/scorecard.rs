@@ -17,8 +17,13 @@ pub struct ScoreRow {
     pub day: String,
     pub source_org: String,
     pub catalog_item: String,
+    /// Records received: accepted, accepted with warnings and rejected (a rejected document
+    /// that yielded no record at all — undecodable — counts as one).
+    pub received: u64,
     pub accepted: u64,
     pub accepted_with_warnings: u64,
+    /// Records rejected (the rejected share of `received`).
+    pub rejected_records: u64,
     /// Documents rejected (counted per document: a rejected document may hold several records).
     pub rejected_documents: u64,
     /// Rejected documents by the rule of their errors (`required`, `SG-04`, `DECODE`…); a
@@ -31,19 +36,21 @@ pub struct ScoreRow {
 }
 
 impl ScoreRow {
-    pub const CSV_HEADER: &'static str = "day,source_org,catalog_item,accepted,accepted_with_warnings,rejected_documents,rejected_by_reason,deadlines_met,deadlines_breached,deadlines_open,deadlines_at_risk";
+    pub const CSV_HEADER: &'static str = "day,source_org,catalog_item,received,accepted,accepted_with_warnings,rejected_records,rejected_documents,rejected_by_reason,deadlines_met,deadlines_breached,deadlines_open,deadlines_at_risk";
 
     pub fn csv(&self) -> String {
         // `rule:n` pairs joined by `;` (rule ids contain neither `,` nor `;`).
         let reasons: Vec<String> =
             self.rejected_by_reason.iter().map(|(rule, n)| format!("{rule}:{n}")).collect();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.day,
             self.source_org,
             self.catalog_item,
+            self.received,
             self.accepted,
             self.accepted_with_warnings,
+            self.rejected_records,
             self.rejected_documents,
             reasons.join(";"),
             self.deadlines_met,
@@ -95,15 +102,27 @@ pub async fn scorecard(
         } else {
             r.accepted += 1;
         }
+        r.received += 1;
     }
-    for (received_at, adapter, doc_type, receipt) in store.rejected_between(&start, &end).await? {
+    for (received_at, adapter, doc_type, receipt, source_org) in
+        store.rejected_between(&start, &end).await?
+    {
         let found = config.adapters.get(&adapter);
-        let org = found.map(|a| a.org_uscc.clone()).unwrap_or(adapter.clone());
+        // Against the organisation the data names, like accepted records; a document too
+        // broken to say counts against the platform that sent it.
+        let org = if source_org.is_empty() {
+            found.map(|a| a.org_uscc.clone()).unwrap_or(adapter.clone())
+        } else {
+            source_org
+        };
         let item = found
             .and_then(|a| a.inbound.get(&doc_type))
             .map_or(doc_type.clone(), |d| d.mapper.item.item.clone());
         let r = row(&mut rows, &day_of(&received_at), &org, &item);
         r.rejected_documents += 1;
+        let records = rejected_records(&receipt);
+        r.rejected_records += records;
+        r.received += records;
         for rule in rejection_rules(&receipt) {
             *r.rejected_by_reason.entry(rule).or_default() += 1;
         }
@@ -128,6 +147,15 @@ pub async fn scorecard(
         }
     }
     Ok(rows.into_values().collect())
+}
+
+/// The rejected records of a stored receipt of a rejected document, at least one (a document
+/// that could not be decoded into records is still one thing received and refused).
+fn rejected_records(receipt: &str) -> u64 {
+    let count = serde_json::from_str::<crate::pipeline::Receipt>(receipt).map_or(0, |r| {
+        r.records.iter().filter(|r| r.status == crate::pipeline::RecordStatus::Rejected).count()
+    });
+    u64::try_from(count).unwrap_or(u64::MAX).max(1)
 }
 
 /// The distinct rules of the errors in a stored receipt (document-level and per record).
@@ -162,6 +190,8 @@ mod tests {
                     {"rule": "SG-04", "path": "/c", "field": "丙", "message": "校验码", "severity": "error"}]}
             ]
         });
+        assert_eq!(rejected_records(&receipt.to_string()), 2);
+        assert_eq!(rejected_records("not json"), 1);
         let rules = rejection_rules(&receipt.to_string());
         assert_eq!(rules.into_iter().collect::<Vec<_>>(), ["SG-04", "required"]);
         let mut row =

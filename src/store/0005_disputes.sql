@@ -7,4 +7,5 @@ CREATE TABLE IF NOT EXISTS disputes (
     holding BIGINT NOT NULL,
     updated_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS disputes_target ON disputes (target_record_key, holding)
+CREATE INDEX IF NOT EXISTS disputes_target ON disputes (target_record_key, holding);
+ALTER TABLE rejected_inputs ADD COLUMN source_org TEXT NOT NULL DEFAULT ''

@@ -86,6 +86,8 @@ pub struct RejectedInput {
     /// The receipt given, with its violation list.
     pub receipt: String,
     pub received_at: String,
+    /// `source_org_uscc` of a rejected record, if mapping got that far; else empty.
+    pub source_org: String,
 }
 
 impl fmt::Debug for RejectedInput {
@@ -136,9 +138,9 @@ pub(super) async fn commit_rejected<T: Tx>(
     w: &RejectedInput,
 ) -> Result<(), sqlx::Error> {
     on_conn!(tx.conn(), c => {
-        sqlx::query("INSERT INTO rejected_inputs (message_id, adapter, doc_type, content_type, body, receipt, received_at, reingest_count, reingested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '') ON CONFLICT (message_id) DO NOTHING")
+        sqlx::query("INSERT INTO rejected_inputs (message_id, adapter, doc_type, content_type, body, receipt, received_at, reingest_count, reingested_at, source_org) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '', $8) ON CONFLICT (message_id) DO NOTHING")
             .bind(&w.message_id).bind(&w.adapter).bind(&w.doc_type).bind(&w.content_type)
-            .bind(&w.body).bind(&w.receipt).bind(&w.received_at)
+            .bind(&w.body).bind(&w.receipt).bind(&w.received_at).bind(&w.source_org)
             .execute(&mut *c).await?;
         Ok(())
     })

@@ -231,6 +231,8 @@ pub struct DisputeView {
 }
 
 type RetractionRow = (String, String, String, String, String);
+/// (received_at, adapter, doc_type, receipt, source_org) of a rejected document.
+pub type RejectedRow = (String, String, String, String, String);
 type PublicityDbRow = (String, i64, String, String, String, String, String, String);
 
 impl Store {
@@ -567,7 +569,7 @@ impl Store {
     }
 
     /// Rejected inbound documents received in `[from, to)`: (received_at, adapter, doc_type,
-    /// receipt JSON).
+    /// receipt JSON, source organisation named by the data or empty).
     ///
     /// # Errors
     ///
@@ -576,9 +578,9 @@ impl Store {
         &self,
         from: &str,
         to: &str,
-    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
-        let sql = "SELECT received_at, adapter, doc_type, receipt FROM rejected_inputs WHERE received_at >= $1 AND received_at < $2";
-        let rows: Vec<(String, String, String, String)> =
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let sql = "SELECT received_at, adapter, doc_type, receipt, source_org FROM rejected_inputs WHERE received_at >= $1 AND received_at < $2";
+        let rows: Vec<RejectedRow> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);
         Ok(rows)
     }

@@ -203,6 +203,17 @@ pub fn lineage_writes(
             body: inbound.body.to_vec(),
             receipt: serde_json::to_string(receipt).unwrap_or_default(),
             received_at: receipt.received_at.clone(),
+            // The organisation the data names as its source, when the rejected record got far
+            // enough to be mapped: the scorecard counts rejections against it like acceptances.
+            source_org: processed
+                .records
+                .iter()
+                .filter(|r| r.status == RecordStatus::Rejected)
+                .filter_map(|r| r.record.as_ref())
+                .map(|c| c.get_str("source_org_uscc"))
+                .find(|org| !org.is_empty())
+                .unwrap_or_default()
+                .to_owned(),
         })));
     }
     out

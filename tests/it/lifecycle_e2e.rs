@@ -522,20 +522,36 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         // --- 6. Compliance scorecard: the city bureau's five penalties of today (12–16), the
         // 双公示 deadline of each copy to hb-credit breached (decided weeks ago).
         // Today and tomorrow (Asia/Shanghai): a run across midnight splits the rows by day.
+        // Plus one penalty rejected for its subject's USCC checksum: received 6.
+        let mut bad: Value = serde_json::from_slice(&support::penalty(17)).unwrap();
+        bad["CF_XDR_SHXYM"] = "91420100MA4P7Q8R8X".into();
+        publish("wh-ggzy", "penalty", "lc-penalty-bad", serde_json::to_vec(&bad).unwrap()).await;
         let tomorrow = today.tomorrow().unwrap();
-        let (status, card) = admin.get(&format!("/v1/scorecard?from={today}&to={tomorrow}")).await;
+        let scorecard_path = format!("/v1/scorecard?from={today}&to={tomorrow}");
+        let penalty_rows = |card: &Value| -> Vec<Value> {
+            card["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| {
+                    r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty"
+                })
+                .cloned()
+                .collect()
+        };
+        let scorecard_ref = &scorecard_path;
+        support::eventually(Duration::from_secs(30), "rejection on the scorecard", || async move {
+            let (_, card) = admin_ref.get(scorecard_ref).await;
+            penalty_rows(&card).iter().any(|r| r["rejected_records"].as_u64() == Some(1))
+        })
+        .await;
+        let (status, card) = admin.get(&scorecard_path).await;
         assert_eq!(status, 200, "{card}");
-        let rows: Vec<Value> = card["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                r["source_org"] == "11420000MB0P1Q2R33" && r["catalog_item"] == "admin_penalty"
-            })
-            .cloned()
-            .collect();
+        let rows = penalty_rows(&card);
         let sum = |k: &str| rows.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
         assert_eq!(sum("accepted") + sum("accepted_with_warnings"), 5, "{card}");
+        assert_eq!(sum("rejected_records"), 1, "{card}");
+        assert_eq!(sum("received"), 6, "{card}");
         assert!(sum("deadlines_breached") >= 1, "{card}");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_credgate"))
             .args(["--config", config.path().to_str().unwrap(), "scorecard", "--csv"])

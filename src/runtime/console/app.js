@@ -9,8 +9,8 @@ const state = { me: null, destinations: [], sources: [], lastOverview: null, tim
 const LABELS = {
   role: { operator: '操作员', auditor: '审计员', admin: '管理员' },
   kind: { inbound: '入站', outbound: '待投递', retry: '重试', dead_letter: '死信', rejected: '拒收', receipts: '回执', other: '其他' },
-  copy: { delivered: '已送达', dead: '死信', superseded: '已被新版本取代', already_delivered: '已送达（重复）', retrying: '重试中', queued: '排队中' },
-  outcome: { delivered: '已送达', retry: '重试', retriable: '可重试失败', permanent: '永久失败', dead: '转入死信', superseded: '已被新版本取代', already_delivered: '已送达过，未重复发送' },
+  copy: { delivered: '已送达', dead: '死信', superseded: '已被新版本取代', already_delivered: '已送达（重复）', retrying: '重试中', queued: '排队中', held: '异议暂停' },
+  outcome: { delivered: '已送达', retry: '重试', retriable: '可重试失败', permanent: '永久失败', dead: '转入死信', superseded: '已被新版本取代', already_delivered: '已送达过，未重复发送', held: '异议处理中，暂停推送' },
   receipt: { accepted: '已接收', accepted_with_warnings: '已接收（有警告）', rejected: '已拒收', duplicate: '重复' },
   reason: { rejected: '目的地拒收', retries_exhausted: '重试耗尽' },
   record: { accepted: '已接收', accepted_with_warnings: '已接收（有警告）', rejected: '已拒收' },
@@ -38,7 +38,7 @@ const $ = (sel) => document.querySelector(sel);
 const fmtTime = (t) => (t ? String(t).replace('T', ' ').replace(/\.\d+/, '').replace('+08:00', '') : '—');
 const fmtNum = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('zh-CN'));
 const badge = (text, tone) => el('span', { class: `badge ${tone || ''}` }, text);
-const tone = (status) => ({ delivered: 'ok', already_delivered: 'ok', accepted: 'ok', dead: 'bad', rejected: 'bad', permanent: 'bad', retrying: 'warn', retry: 'warn', retriable: 'warn', accepted_with_warnings: 'warn', queued: 'info' }[status] || '');
+const tone = (status) => ({ delivered: 'ok', already_delivered: 'ok', accepted: 'ok', dead: 'bad', rejected: 'bad', permanent: 'bad', retrying: 'warn', retry: 'warn', retriable: 'warn', accepted_with_warnings: 'warn', queued: 'info', held: 'warn' }[status] || '');
 
 function toast(message, isError) {
   const t = $('#toast');
@@ -384,8 +384,9 @@ async function loadScorecard() {
   fillBody($('#scorecard-table'), data.rows.map((r) =>
     el('tr', { 'data-source-org': r.source_org },
       el('td', {}, r.day), el('td', { class: 'mono' }, r.source_org), el('td', {}, r.catalog_item),
+      el('td', { class: 'num' }, fmtNum(r.received)),
       el('td', { class: 'num' }, fmtNum(r.accepted)), el('td', { class: 'num' }, fmtNum(r.accepted_with_warnings)),
-      el('td', { class: 'num' }, fmtNum(r.rejected_documents)),
+      el('td', { class: 'num' }, fmtNum(r.rejected_records)), el('td', { class: 'num' }, fmtNum(r.rejected_documents)),
       el('td', { class: 'small' }, Object.entries(r.rejected_by_reason || {}).map(([rule, n]) => `${rule} ${n}`).join('；') || '—'),
       el('td', { class: 'num' }, fmtNum(r.deadlines_met)),
       el('td', { class: 'num' }, r.deadlines_breached ? badge(fmtNum(r.deadlines_breached), 'bad') : '0'),
