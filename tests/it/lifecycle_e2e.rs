@@ -24,13 +24,13 @@ const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
 const LISTED_USCC: &str = "91420106MA4R2T6U2E";
 
 /// The lifecycle retractions of a record key, from `/v1/records`.
-async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value> {
+pub(crate) async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value> {
     let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
     assert_eq!(status, 200, "{body}");
     body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -41,7 +41,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn holder_status(retraction: &Value, destination: &str) -> String {
+pub(crate) fn holder_status(retraction: &Value, destination: &str) -> String {
     retraction["holders"]
         .as_array()
         .unwrap()
@@ -51,12 +51,12 @@ fn holder_status(retraction: &Value, destination: &str) -> String {
         .unwrap_or_default()
 }
 
-fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
+pub(crate) fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
     std::fs::read(format!("{}/adapters/fixtures/{adapter}/{case}/{file}", support::REPO)).unwrap()
 }
 
 /// A credit repair of the penalty, decided `on` (YYYY-MM-DD).
-fn repair(on: &str) -> Vec<u8> {
+pub(crate) fn repair(on: &str) -> Vec<u8> {
     let mut doc: Value =
         serde_json::from_slice(&fixture("hb-credit", "repair-ok", "input.json")).unwrap();
     doc["XFRQ"] = on.into();
@@ -64,7 +64,7 @@ fn repair(on: &str) -> Vec<u8> {
 }
 
 /// The shipped configuration's lifecycle sections, and the movable clock.
-fn lifecycle_sections(webhook: &str) -> String {
+pub(crate) fn lifecycle_sections(webhook: &str) -> String {
     let shipped =
         std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
     let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
@@ -78,7 +78,7 @@ fn lifecycle_sections(webhook: &str) -> String {
 /// this year and the next when no official file ships for them, a *synthetic* plain Mon–Fri
 /// year: the test's deadlines run from today's date, and the gateway rightly refuses to guess
 /// a year it has no notice for. (The shipped calendars stay official-only.)
-fn with_test_calendars(config: &TestConfig) {
+pub(crate) fn with_test_calendars(config: &TestConfig) {
     let dir = config.path().join("calendars");
     std::fs::create_dir_all(&dir).unwrap();
     let shipped = std::path::Path::new(support::REPO).join("config/calendars");
@@ -107,7 +107,7 @@ fn with_test_calendars(config: &TestConfig) {
     std::fs::write(&process, text.as_ref()).unwrap();
 }
 
-fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
+pub(crate) fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
     bodies.iter().filter_map(|(_, b)| serde_json::from_slice(b).ok()).collect()
 }
 
@@ -572,7 +572,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
 /// An objection (异议) to a penalty, filed with 信用湖北 (`hb-credit` objection documents), for
 /// a penalty number `n` of `support::penalty`, at `status`.
-fn objection(id: &str, n: usize, status: &str) -> Vec<u8> {
+pub(crate) fn objection(id: &str, n: usize, status: &str) -> Vec<u8> {
     let mut doc = serde_json::json!({
         "YYBH": id,
         "MBML": "admin_penalty",
@@ -593,7 +593,7 @@ fn objection(id: &str, n: usize, status: &str) -> Vec<u8> {
 }
 
 /// The copy statuses (`held`, `delivered` …) of a record key's versions, from `/v1/records`.
-async fn copy_statuses(admin: &support::Admin, key: &str) -> Vec<String> {
+pub(crate) async fn copy_statuses(admin: &support::Admin, key: &str) -> Vec<String> {
     let (_, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
     body["records"][0]["versions"]
         .as_array()

@@ -15,5 +15,6 @@ mod end_to_end;
 mod faults;
 mod instances;
 mod lifecycle_e2e;
+mod penalty_life;
 mod store;
 mod store_e2e;
