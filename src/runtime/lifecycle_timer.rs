@@ -74,6 +74,9 @@ impl DeadlineClock {
             .map_err(|e| e.to_string())?;
         let obligations = crate::runtime::lifecycle::obligations(&state.config, rows, now);
         let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        // Alerts remembered for obligations still in the window only: the set stays as large
+        // as the window, not as large as the gateway's history.
+        let mut still_alerting = std::collections::HashSet::new();
         for o in &obligations {
             *counts.entry((o.source_org.clone(), o.status().to_owned())).or_default() += 1;
             if matches!(o.status(), "at_risk" | "breached" | "error") {
@@ -85,6 +88,7 @@ impl DeadlineClock {
                     o.rule,
                     o.status()
                 );
+                still_alerting.insert(id.clone());
                 if self.alerted.insert(id) {
                     let detail = crate::runtime::lifecycle::obligation_json(o);
                     warn!(record_key = o.record_key, source_org = o.source_org, status = o.status(), obligation = %detail, "Reporting deadline alert.");
@@ -105,6 +109,7 @@ impl DeadlineClock {
                 }
             }
         }
+        self.alerted.retain(|id| still_alerting.contains(id));
         for key in std::mem::take(&mut self.exported) {
             if !counts.contains_key(&key) {
                 metrics::gauge!(crate::runtime::metrics::DEADLINE_OBLIGATIONS, "source_org" => key.0.clone(), "status" => key.1.clone()).set(0.0);

@@ -341,8 +341,10 @@ async fn replay_chunk(
     let channel = channel.ok_or(OpsError::NotConnected)?;
     let mut groups = Vec::with_capacity(items.len());
     let mut letters = Vec::with_capacity(items.len());
+    let ids: Vec<&str> = items.iter().map(|i| i.dead_id.as_str()).collect();
+    let found = store.dead_letters_by_id(&ids).await?;
     for item in items.iter() {
-        let Some(letter) = store.dead_letter(&item.dead_id).await? else {
+        let Some(letter) = found.get(&item.dead_id).cloned() else {
             return Err(OpsError::NotFound(item.dead_id.clone()));
         };
         let s = &letter.summary;

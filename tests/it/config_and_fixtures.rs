@@ -15,7 +15,7 @@ use super::support;
 #[test]
 fn shipped_configuration_compiles() {
     let config = sample();
-    assert_eq!(config.catalog.items().count(), 12);
+    assert_eq!(config.catalog.items().count(), 13);
     assert!(config.adapters.len() >= 8);
 }
 

@@ -201,7 +201,8 @@ async function searchTimeline(kind, value, reveal) {
     .sort((a, b) => String(a.v.received_at).localeCompare(String(b.v.received_at)));
   result.replaceChildren(
     el('p', { class: 'muted' }, `找到 ${records.length} 条记录、${versions.length} 个版本${reveal ? '；个人标识已完整显示，此次查看已记入审计日志' : '；个人标识已脱敏'}。`),
-    el('ol', { class: 'timeline' }, versions.map(({ record, v }, i) => timelineEntry(record, v, i === versions.length - 1))),
+    el('ol', { class: 'timeline' }, versions.map(({ record, v }, i) => timelineEntry(record, v, i === versions.length - 1,
+      v === record.versions[record.versions.length - 1]))),
   );
 }
 
@@ -211,8 +212,48 @@ function showValue(value) {
   return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value ?? '');
 }
 
-// One version of a record on the timeline; the newest one's fields are unfolded.
-function timelineEntry(record, v, unfold) {
+const LIFECYCLE_LABELS = {
+  deadline: { met: '按时', breached: '逾期', due: '未到期', at_risk: '临期', error: '无法计算' },
+  holder: { confirmed: '已确认', pending: '待确认', overdue: '逾期未确认' },
+  rule: { double_publicity: '双公示 7 个工作日', city_to_province: '市县报省 3 日', province_to_credit_platform: '省报信用平台 2 日', retraction: '撤回时限' },
+  cause: { repair: '信用修复', revocation: '撤销', list_removal: '移出名单', publicity_ended: '公示期满', objection: '异议撤销' },
+  policy: { mark: '异议标注', suspend: '暂停推送' },
+};
+const lc = (group, value) => (LIFECYCLE_LABELS[group] && LIFECYCLE_LABELS[group][value]) || value || '—';
+
+// What the credit lifecycle says about a record (publicity, deadlines, retractions, objections),
+// shown under its newest version.
+function lifecyclePanel(lifecycle) {
+  if (!lifecycle) return null;
+  const rows = [];
+  for (const p of lifecycle.publicity || []) {
+    rows.push(el('tr', {}, el('th', {}, '公示'), el('td', {}, p.publish
+      ? `${p.tier} · ${p.rule_version} · 最短至 ${p.min_end} · 最长至 ${p.max_end}${p.stopped_at ? ` · 已于 ${fmtTime(p.stopped_at)} 终止` : ''}`
+      : `${p.tier} · 不予公示`)));
+  }
+  for (const d of lifecycle.deadlines || []) {
+    rows.push(el('tr', { 'data-deadline': d.rule }, el('th', {}, '报送时限'), el('td', {},
+      `${lc('rule', d.rule)} → ${d.destination} · 截止 ${d.due || '—'} `,
+      badge(lc('deadline', d.status), { met: 'ok', breached: 'bad', at_risk: 'warn', error: 'bad' }[d.status] || 'info'))));
+  }
+  for (const r of lifecycle.retractions || []) {
+    rows.push(el('tr', { 'data-retraction': r.retract_version }, el('th', {}, '撤回'), el('td', {},
+      `${lc('cause', r.cause && r.cause.cause)} · 截止 ${r.due} · `,
+      (r.holders || []).map((h) => el('span', {}, `${h.destination} `, badge(lc('holder', h.status), { confirmed: 'ok', overdue: 'bad' }[h.status] || 'info'), ' ')))));
+  }
+  for (const d of lifecycle.disputes || []) {
+    rows.push(el('tr', { 'data-objection': d.objection_id }, el('th', {}, '异议'), el('td', {},
+      `${d.objection_id} · `, badge(d.status, d.holding ? 'warn' : 'ok'), d.holding ? ' 暂停中 · ' : ' · ',
+      (d.history || []).map(([at, st]) => `${fmtTime(at)} ${st}`).join(' → '),
+      (d.holders || []).length ? ` · ${(d.holders || []).map((h) => `${h.destination}：${lc('policy', h.policy)}`).join('，')}` : '')));
+  }
+  if (!rows.length) return null;
+  return el('table', { class: 'fields lifecycle' }, el('caption', {}, `信用生命周期（截至 ${fmtTime(lifecycle.as_of)}）`), el('tbody', {}, rows));
+}
+
+// One version of a record on the timeline; the newest one's fields are unfolded, and the
+// record's newest version carries its lifecycle.
+function timelineEntry(record, v, unfold, newest) {
   const rec = v.record || {};
   const title = rec.title || v.catalog_item;
   const fields = (rec.fields || []).map((f) => el('tr', { 'data-field': f.field },
@@ -233,6 +274,7 @@ function timelineEntry(record, v, unfold) {
       el('span', { class: 'muted' }, `来源 ${v.source_adapter} · ${label('operation', v.operation)} · 版本 ${v.record_version}`)),
     el('div', { class: 'mono muted small' }, `记录键 ${record.record_key}`),
     el('details', { open: unfold }, el('summary', {}, `记录内容（${fields.length} 项）`), el('table', { class: 'fields' }, el('tbody', {}, fields))),
+    newest ? lifecyclePanel(record.lifecycle) : null,
     el('table', { class: 'grid copies' },
       el('thead', {}, el('tr', {}, el('th', {}, '目的地'), el('th', {}, '状态'), el('th', {}, '投递记录'), el('th', {}, '死信'))),
       el('tbody', {}, copies.length ? copies : el('tr', {}, el('td', { colspan: 4, class: 'empty' }, '未路由到任何目的地')))));
