@@ -469,7 +469,25 @@ fn retraction_for(
             }
         }
     };
-    let (latest, holders) = target_view(config, &target_key, known, in_batch);
+    let (latest, mut holders) = target_view(config, &target_key, known, in_batch);
+    if cause.kind == CauseKind::Revocation {
+        // A source's own retract already goes where today's routes send it: those holders get
+        // that copy (its version supersedes what they hold), not a second, generated one.
+        let own: BTreeSet<&str> = in_batch
+            .get(&target_key)
+            .map(|(_, copies)| {
+                copies
+                    .iter()
+                    .filter(|(_, version)| version == record.record_version())
+                    .map(|(destination, _)| destination.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        holders.retain(|h| !own.contains(h.destination.as_str()));
+        if holders.is_empty() {
+            return;
+        }
+    }
     let Some(latest) = latest else {
         step.notes.push(format!(
             "{}: retraction target {target_key} was never received; nothing to retract",
