@@ -1,0 +1,969 @@
+//! `credgate import`: a file of records (CSV, xlsx, JSON, XML) checked offline row by row and
+//! published into the gateway the way a platform would publish it.
+//!
+//! The file is cut into inbound documents the gateway ingests unchanged:
+//!
+//! * **CSV and xlsx**: one document per row, the header row plus that row as UTF-8 CSV
+//!   (`text/csv; charset=utf-8`), for a CSV document type of the adapter. An xlsx's first
+//!   worksheet is read into the same rows ([`xlsx`]), so the adapter's CSV mapping applies to
+//!   spreadsheets without an adapter change. Rows whose cells are all empty are skipped.
+//! * **JSON**: one document per record (a top-level array, an object or JSON lines, as the
+//!   JSON decoder reads them), each re-serialised as one JSON object.
+//! * **XML**: the whole file is one document: records cannot be cut out of an arbitrary
+//!   XML layout faithfully, so it is published only when every record in it is valid.
+//!
+//! Every document goes through [`pipeline::process`] offline, with the message id, timestamp
+//! and content type it will be published with, so the report says what the gateway will
+//! decide. Row numbers are the ones a spreadsheet shows (the header is row 1; with blank
+//! lines and multi-line cells accounted for in CSV).
+//!
+//! Publishing: valid documents only (rejected rows are reported, not published: the report
+//! is their receipt, and nothing known to be bad lands in `credgate.rejected.<adapter>` or
+//! the store's rejected originals), to `credgate.in` with routing key `<adapter>.<doc_type>`,
+//! persistent, `mandatory`, in batches of `batch` messages with one wait for the publisher
+//! confirms per batch. A message id is derived from the adapter, document type and the
+//! document's bytes, so importing the same file again (or after fixing some rows) is
+//! answered `duplicate` for what was already ingested; a row identical to an earlier row of
+//! the same file is published once.
+
+pub mod xlsx;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::broker::{self, Outgoing};
+use crate::config::CompiledConfig;
+use crate::decode::{self, Codec};
+use crate::pipeline::{self, Inbound, RecordStatus};
+use crate::record::{Severity, Violation};
+
+/// Size of the file, whatever its format (an xlsx's uncompressed size has its own cap).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// How long connecting to the broker may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Messages published per wait for confirms.
+pub const DEFAULT_BATCH: usize = 200;
+
+/// The format of the file, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Xlsx,
+    Json,
+    Xml,
+}
+
+impl FileFormat {
+    /// `None` for an extension import does not read.
+    pub fn from_path(path: &Path) -> Option<FileFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "xlsx" => Some(FileFormat::Xlsx),
+            "json" | "jsonl" | "ndjson" => Some(FileFormat::Json),
+            "xml" => Some(FileFormat::Xml),
+            _ => None,
+        }
+    }
+
+    /// The codec of the document types that can take this format.
+    pub fn codec(self) -> Codec {
+        match self {
+            FileFormat::Csv | FileFormat::Xlsx => Codec::Csv,
+            FileFormat::Json => Codec::Json,
+            FileFormat::Xml => Codec::Xml,
+        }
+    }
+}
+
+/// Why an import stopped; each maps to an exit code of contract §7.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// Exit 2: unknown adapter or document type, unsupported extension, unreadable or
+    /// oversized file.
+    #[error("{0}")]
+    Usage(String),
+    /// Exit 1: the broker is unreachable, refuses or does not confirm.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl ImportError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ImportError::Usage(_) => 2,
+            ImportError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// What import was asked to read.
+#[derive(Debug, Clone)]
+pub struct ImportRequest<'a> {
+    pub adapter: &'a str,
+    /// Required only when the adapter has several document types of the file's codec.
+    pub doc_type: Option<&'a str>,
+    pub file: &'a Path,
+}
+
+/// The outcome of one row (CSV, xlsx), record (JSON, XML) or of the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowReport {
+    /// The spreadsheet row (CSV, xlsx) or the 1-based record number (JSON, XML); 0 for the
+    /// whole file.
+    pub row: usize,
+    /// `row 7`, `record 3` or `file`.
+    pub location: String,
+    /// The record key, with personal identifiers masked.
+    pub record_key: Option<String>,
+    pub outcome: RecordStatus,
+    /// Field-level violations, values of personal identifiers masked.
+    pub violations: Vec<Violation>,
+    /// The inbound message id the row is (or would be) published under.
+    pub message_id: Option<String>,
+    /// Confirmed by the broker in this run.
+    pub published: bool,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub rows: usize,
+    pub accepted: usize,
+    pub accepted_with_warnings: usize,
+    pub rejected: usize,
+    /// Rows whose cells were all empty.
+    pub skipped_empty: usize,
+    /// Messages to publish (rows identical to an earlier row are published once).
+    pub to_publish: usize,
+    pub published: usize,
+}
+
+/// One inbound document to publish.
+#[derive(Debug, Clone)]
+struct Unit {
+    message_id: String,
+    correlation_id: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// Indices into [`ImportReport::rows`] of the rows it carries.
+    rows: Vec<usize>,
+}
+
+/// The report of an import, and the documents it publishes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub file: PathBuf,
+    pub adapter: String,
+    pub doc_type: String,
+    pub format: FileFormat,
+    /// `credgate.in` routing key.
+    pub routing_key: String,
+    pub dry_run: bool,
+    pub summary: Summary,
+    pub rows: Vec<RowReport>,
+    #[serde(skip)]
+    units: Vec<Unit>,
+    #[serde(skip)]
+    timestamp: jiff::Timestamp,
+}
+
+impl ImportReport {
+    /// Whether any row (or the whole file) was rejected: exit 3.
+    pub fn any_rejected(&self) -> bool {
+        self.summary.rejected > 0
+    }
+
+    fn recount(&mut self) {
+        let mut s = Summary {
+            skipped_empty: self.summary.skipped_empty,
+            to_publish: self.units.len(),
+            ..Summary::default()
+        };
+        for row in &self.rows {
+            s.rows += usize::from(row.row > 0);
+            match row.outcome {
+                RecordStatus::Accepted => s.accepted += 1,
+                RecordStatus::AcceptedWithWarnings => s.accepted_with_warnings += 1,
+                RecordStatus::Rejected => s.rejected += 1,
+            }
+        }
+        s.published = self
+            .units
+            .iter()
+            .filter(|u| u.rows.first().is_some_and(|&i| self.rows[i].published))
+            .count();
+        self.summary = s;
+    }
+}
+
+/// Reads, splits and checks the file offline: the report with every row's outcome, and the
+/// documents [`publish`] would send. Publishes nothing.
+///
+/// # Errors
+///
+/// [`ImportError::Usage`] for an unknown adapter or document type, an unsupported extension,
+/// an unreadable or oversized file. Invalid data is no error: it is in the report.
+pub fn prepare(
+    config: &CompiledConfig,
+    request: &ImportRequest<'_>,
+) -> Result<ImportReport, ImportError> {
+    let usage = ImportError::Usage;
+    let file = request.file;
+    let format = FileFormat::from_path(file).ok_or_else(|| {
+        usage(format!(
+            "{}: unsupported file type (import reads .csv, .xlsx, .json, .jsonl and .xml)",
+            file.display()
+        ))
+    })?;
+    let adapter = config.adapters.get(request.adapter).ok_or_else(|| {
+        usage(format!(
+            "unknown adapter {:?} (configured: {})",
+            request.adapter,
+            config.adapters.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let codec = format.codec();
+    let doc_type = match request.doc_type {
+        Some(doc_type) => {
+            let doc = adapter.inbound.get(doc_type).ok_or_else(|| {
+                usage(format!(
+                    "adapter {} has no inbound document type {doc_type:?} (it has: {})",
+                    adapter.id,
+                    adapter.inbound.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if doc.decode.codec != codec {
+                return Err(usage(format!(
+                    "document type {doc_type} of adapter {} is {}, not {codec}: a {} file \
+                     cannot be imported as it",
+                    adapter.id,
+                    doc.decode.codec,
+                    ext_name(format)
+                )));
+            }
+            doc_type.to_owned()
+        }
+        None => {
+            let candidates: Vec<&String> = adapter
+                .inbound
+                .iter()
+                .filter(|(_, doc)| doc.decode.codec == codec)
+                .map(|(name, _)| name)
+                .collect();
+            match candidates.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(usage(format!(
+                        "adapter {} has no {codec} document type, so a {} file cannot be \
+                         imported for it",
+                        adapter.id,
+                        ext_name(format)
+                    )));
+                }
+                several => {
+                    return Err(usage(format!(
+                        "adapter {} has several {codec} document types; choose one with \
+                         --doc-type ({})",
+                        adapter.id,
+                        several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let doc = &adapter.inbound[&doc_type];
+
+    let size = std::fs::metadata(file)
+        .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(usage(format!(
+            "{} is {size} bytes, over the import limit of {MAX_FILE_BYTES}; split the file",
+            file.display()
+        )));
+    }
+    let bytes =
+        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+
+    let mut report = ImportReport {
+        file: file.to_owned(),
+        adapter: adapter.id.clone(),
+        doc_type: doc_type.clone(),
+        format,
+        routing_key: format!("{}.{doc_type}", adapter.id),
+        dry_run: true,
+        summary: Summary::default(),
+        rows: Vec::new(),
+        units: Vec::new(),
+        // Second resolution, as the AMQP `timestamp` property carries it.
+        timestamp: jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+    };
+    let max_records = doc.decode.limits.max_records;
+    let too_many = |n: usize| {
+        usage(format!(
+            "{} has {n} records, over the limit of {max_records} for {}/{doc_type}; split the file",
+            file.display(),
+            adapter.id
+        ))
+    };
+    let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+
+    match format {
+        FileFormat::Csv | FileFormat::Xlsx => {
+            let table = match format {
+                FileFormat::Csv => match csv_rows(&bytes, &doc.decode) {
+                    Ok(table) => table,
+                    Err(violation) => {
+                        report.file_rejected(violation);
+                        return Ok(report);
+                    }
+                },
+                _ => {
+                    let limits = xlsx::XlsxLimits {
+                        max_rows: max_records,
+                        max_columns: doc.decode.limits.max_fields,
+                        ..xlsx::XlsxLimits::default()
+                    };
+                    let sheet = xlsx::read_first_sheet(&bytes, &limits).map_err(|e| match e {
+                        xlsx::XlsxError::TooManyRows { .. } => too_many(max_records + 1),
+                        other => usage(format!("{}: {other}", file.display())),
+                    })?;
+                    sheet_table(sheet)
+                }
+            };
+            if table.rows.len() > max_records {
+                return Err(too_many(table.rows.len()));
+            }
+            report.summary.skipped_empty = table.skipped_empty;
+            let header_doc = csv_document(&table.header, None, doc.decode.csv.delimiter);
+            // A bad header (duplicate or empty column names) rejects the file once, not each row.
+            let processed = run(config, &report, &doc_type, &header_doc, CSV_UTF8, "header");
+            if let Some(v) = processed.document_violations.into_iter().next() {
+                report.file_rejected(v);
+                return Ok(report);
+            }
+            for row in table.rows {
+                let body = csv_document(&table.header, Some(&row.cells), doc.decode.csv.delimiter);
+                let location = format!("row {}", row.row);
+                let pre = (!row.errors.is_empty()).then(|| Violation {
+                    rule: "DECODE".into(),
+                    path: location.clone(),
+                    field: String::new(),
+                    code: None,
+                    message: format!("单元格的值是错误值，不能导入：{}", row.errors.join("、")),
+                    severity: Severity::Error,
+                });
+                report.add_unit(
+                    config,
+                    doc,
+                    &doc_type,
+                    body,
+                    CSV_UTF8,
+                    row.row as usize,
+                    &location,
+                    pre,
+                );
+            }
+        }
+        FileFormat::Json => {
+            let decoded = match decode::decode(&bytes, &doc.decode) {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    report.file_rejected(decode_violation(&error));
+                    return Ok(report);
+                }
+            };
+            if decoded.len() > max_records {
+                return Err(too_many(decoded.len()));
+            }
+            for (index, record) in decoded.into_iter().enumerate() {
+                let location = format!("record {}", index + 1);
+                match record {
+                    Ok(document) => {
+                        let body = serde_json::to_vec(&document).unwrap_or_default();
+                        report.add_unit(
+                            config,
+                            doc,
+                            &doc_type,
+                            body,
+                            JSON_UTF8,
+                            index + 1,
+                            &location,
+                            None,
+                        );
+                    }
+                    Err(error) => report.rows.push(RowReport {
+                        row: index + 1,
+                        location,
+                        record_key: None,
+                        outcome: RecordStatus::Rejected,
+                        violations: vec![Violation {
+                            rule: "DECODE".into(),
+                            path: error.location.clone(),
+                            field: String::new(),
+                            code: None,
+                            message: error.message,
+                            severity: Severity::Error,
+                        }],
+                        message_id: None,
+                        published: false,
+                    }),
+                }
+            }
+        }
+        FileFormat::Xml => {
+            let message_id = message_id(&adapter.id, &doc_type, &bytes);
+            let processed = run(config, &report, &doc_type, &bytes, XML, &message_id);
+            if let Some(v) = processed.document_violations.into_iter().next() {
+                report.file_rejected(v);
+                return Ok(report);
+            }
+            let valid = processed.records.iter().all(|r| r.status != RecordStatus::Rejected);
+            let mut indices = Vec::new();
+            for record in processed.records {
+                indices.push(report.rows.len());
+                report.rows.push(RowReport {
+                    row: record.index + 1,
+                    location: format!("record {}", record.index + 1),
+                    record_key: record
+                        .record
+                        .as_ref()
+                        .map(|r| mask_key(&doc.mapper.item, r.record_key())),
+                    outcome: record.status,
+                    violations: record.violations,
+                    message_id: valid.then(|| message_id.clone()),
+                    published: false,
+                });
+            }
+            if valid && !indices.is_empty() {
+                report.units.push(Unit {
+                    message_id,
+                    correlation_id: format!("import:{file_name}"),
+                    content_type: XML,
+                    body: bytes,
+                    rows: indices,
+                });
+            }
+        }
+    }
+    if report.rows.is_empty() {
+        report.file_rejected(Violation {
+            rule: "EMPTY".into(),
+            path: String::new(),
+            field: String::new(),
+            code: None,
+            message: "文件中没有记录".into(),
+            severity: Severity::Error,
+        });
+    }
+    for unit in &mut report.units {
+        if format != FileFormat::Xml {
+            let row = unit.rows.first().map_or(0, |&i| report.rows[i].row);
+            unit.correlation_id = format!("import:{file_name}:{row}");
+        }
+    }
+    flag_repeats(&mut report);
+    report.recount();
+    Ok(report)
+}
+
+const CSV_UTF8: &str = "text/csv; charset=utf-8";
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+const XML: &str = "application/xml";
+
+fn ext_name(format: FileFormat) -> &'static str {
+    match format {
+        FileFormat::Csv => ".csv",
+        FileFormat::Xlsx => ".xlsx",
+        FileFormat::Json => ".json",
+        FileFormat::Xml => ".xml",
+    }
+}
+
+/// `import-` and 32 hex digits of SHA-256 over adapter, document type and bytes: the same
+/// row imported twice is the same message, which the gateway answers `duplicate`.
+fn message_id(adapter: &str, doc_type: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(adapter.as_bytes());
+    hasher.update([0]);
+    hasher.update(doc_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    format!("import-{}", hex::encode(&hasher.finalize()[..16]))
+}
+
+/// The pipeline on one document exactly as the gateway will see it.
+fn run(
+    config: &CompiledConfig,
+    report: &ImportReport,
+    doc_type: &str,
+    body: &[u8],
+    content_type: &str,
+    message_id: &str,
+) -> pipeline::Processed {
+    pipeline::process(
+        config,
+        &Inbound {
+            adapter: &report.adapter,
+            doc_type,
+            body,
+            content_type: Some(content_type),
+            message_id,
+            correlation_id: None,
+            received_at: jiff::Timestamp::now(),
+            source_timestamp: Some(report.timestamp),
+        },
+    )
+}
+
+impl ImportReport {
+    /// The whole file is rejected: one row 0 with the reason, nothing to publish.
+    fn file_rejected(&mut self, violation: Violation) {
+        self.rows = vec![RowReport {
+            row: 0,
+            location: "file".into(),
+            record_key: None,
+            outcome: RecordStatus::Rejected,
+            violations: vec![violation],
+            message_id: None,
+            published: false,
+        }];
+        self.units.clear();
+        self.recount();
+    }
+
+    /// Checks one single-record document and queues it for publishing when valid.
+    #[allow(clippy::too_many_arguments)]
+    fn add_unit(
+        &mut self,
+        config: &CompiledConfig,
+        doc: &crate::config::compile::InboundDoc,
+        doc_type: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+        row: usize,
+        location: &str,
+        pre: Option<Violation>,
+    ) {
+        let message_id = message_id(&self.adapter, doc_type, &body);
+        let (outcome, record_key, violations) = match pre {
+            Some(v) => (RecordStatus::Rejected, None, vec![v]),
+            None => {
+                let processed = run(config, self, doc_type, &body, content_type, &message_id);
+                match processed.records.into_iter().next() {
+                    Some(record) => (
+                        record.status,
+                        record.record.as_ref().map(|r| mask_key(&doc.mapper.item, r.record_key())),
+                        record
+                            .violations
+                            .into_iter()
+                            .map(|mut v| {
+                                // The decoder numbers the single row of its document `row 2`.
+                                if v.rule == "DECODE" {
+                                    v.path = location.to_owned();
+                                }
+                                v
+                            })
+                            .collect(),
+                    ),
+                    None => (RecordStatus::Rejected, None, processed.document_violations),
+                }
+            }
+        };
+        let index = self.rows.len();
+        let valid = outcome != RecordStatus::Rejected;
+        self.rows.push(RowReport {
+            row,
+            location: location.to_owned(),
+            record_key,
+            outcome,
+            violations,
+            message_id: valid.then(|| message_id.clone()),
+            published: false,
+        });
+        if valid {
+            self.units.push(Unit {
+                message_id,
+                correlation_id: String::new(),
+                content_type,
+                body,
+                rows: vec![index],
+            });
+        }
+    }
+}
+
+/// Warns about rows repeated within the file: an identical row is published once; two rows
+/// with one record key are two versions of that record.
+fn flag_repeats(report: &mut ImportReport) {
+    let mut first_by_id: HashMap<String, usize> = HashMap::new();
+    let mut duplicate_units = Vec::new();
+    for (u, unit) in report.units.iter().enumerate() {
+        if report.format == FileFormat::Xml {
+            break;
+        }
+        let Some(&index) = unit.rows.first() else { continue };
+        match first_by_id.get(&unit.message_id) {
+            Some(&first) => {
+                let first_row = report.rows[first].row;
+                let row = &mut report.rows[index];
+                row.violations.push(warning(
+                    "IMPORT-DUPLICATE",
+                    format!("与第 {first_row} 行内容完全相同，只发布一次"),
+                ));
+                duplicate_units.push(u);
+            }
+            None => {
+                first_by_id.insert(unit.message_id.clone(), index);
+            }
+        }
+    }
+    for u in duplicate_units.into_iter().rev() {
+        report.units.remove(u);
+    }
+    let mut first_by_key: HashMap<String, usize> = HashMap::new();
+    for index in 0..report.rows.len() {
+        let row = &report.rows[index];
+        let (Some(key), true) = (row.record_key.clone(), row.outcome != RecordStatus::Rejected)
+        else {
+            continue;
+        };
+        if row.violations.iter().any(|v| v.rule == "IMPORT-DUPLICATE") {
+            continue;
+        }
+        match first_by_key.get(&key) {
+            Some(&first) => {
+                let first_location = report.rows[first].location.clone();
+                report.rows[index].violations.push(warning(
+                    "IMPORT-REPEATED-KEY",
+                    format!(
+                        "与 {first_location} 的记录键相同：同一记录的两个版本都会发布，\
+                         以记录版本较新者为准"
+                    ),
+                ));
+            }
+            None => {
+                first_by_key.insert(key, index);
+            }
+        }
+    }
+    for row in &mut report.rows {
+        if row.outcome == RecordStatus::Accepted && !row.violations.is_empty() {
+            row.outcome = RecordStatus::AcceptedWithWarnings;
+        }
+    }
+}
+
+fn warning(rule: &str, message: String) -> Violation {
+    Violation {
+        rule: rule.to_owned(),
+        path: String::new(),
+        field: String::new(),
+        code: None,
+        message,
+        severity: Severity::Warning,
+    }
+}
+
+fn decode_violation(error: &decode::DecodeError) -> Violation {
+    Violation {
+        rule: "DECODE".into(),
+        path: String::new(),
+        field: String::new(),
+        code: None,
+        message: format!("文件无法解析（{}）：{error}", error.code()),
+        severity: Severity::Error,
+    }
+}
+
+/// The record key with the parts that are personal identifiers masked, as in logs.
+fn mask_key(item: &crate::catalog::CatalogItem, key: &str) -> String {
+    let Some(values) = key.strip_prefix(&format!("{}:", item.item)) else {
+        return key.to_owned();
+    };
+    let parts: Vec<&str> = values.split('|').collect();
+    if parts.len() != item.identity.len() {
+        return key.to_owned();
+    }
+    let masked: Vec<String> = parts
+        .iter()
+        .zip(&item.identity)
+        .map(|(value, field)| {
+            let pii = item.field(field).and_then(|m| m.pii.as_deref());
+            match crate::runtime::ops::mask_value(pii, field, &(*value).into()) {
+                serde_json::Value::String(s) => s,
+                _ => (*value).to_owned(),
+            }
+        })
+        .collect();
+    format!("{}:{}", item.item, masked.join("|"))
+}
+
+/// Header and data rows of a table file.
+#[derive(Debug)]
+struct Table {
+    header: Vec<String>,
+    rows: Vec<xlsx::SheetRow>,
+    skipped_empty: usize,
+}
+
+/// The rows of a CSV file in the adapter's charset and delimiter, numbered as a spreadsheet
+/// shows them: a blank line is a row, a multi-line cell is one row.
+fn csv_rows(bytes: &[u8], options: &decode::DecodeOptions) -> Result<Table, Violation> {
+    let text = decode::to_text(bytes, options.charset).map_err(|e| decode_violation(&e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(options.csv.delimiter)
+        .from_reader(text.as_bytes());
+    let mut header: Option<Vec<String>> = None;
+    let mut rows = Vec::new();
+    let mut skipped_empty = 0;
+    // (sheet row, physical line, newlines inside its cells) of the previous record.
+    let mut previous: Option<(usize, u64, u64)> = None;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) => {
+                return Err(Violation {
+                    rule: "DECODE".into(),
+                    path: String::new(),
+                    field: String::new(),
+                    code: None,
+                    message: format!("CSV 文件无法解析：{error}"),
+                    severity: Severity::Error,
+                });
+            }
+        }
+        // The position is where the read began: blank lines the reader skipped come first.
+        let (line, byte) = record.position().map_or((1, 0), |p| (p.line(), p.byte()));
+        let skipped = text
+            .as_bytes()
+            .get(usize::try_from(byte).unwrap_or(usize::MAX)..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        let line = line + skipped;
+        let sheet_row = match previous {
+            // Leading blank lines are rows of the sheet too.
+            None => line as usize,
+            Some((row, prev_line, inner)) => {
+                row + (line.saturating_sub(prev_line).saturating_sub(inner)) as usize
+            }
+        };
+        let inner = record.iter().map(|f| f.matches('\n').count() as u64).sum();
+        previous = Some((sheet_row, line, inner));
+        let cells: Vec<String> = record.iter().map(str::to_owned).collect();
+        if header.is_none() {
+            header = Some(cells);
+            continue;
+        }
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            skipped_empty += 1;
+            continue;
+        }
+        rows.push(xlsx::SheetRow { row: sheet_row as u32, cells, errors: Vec::new() });
+    }
+    let header = header.ok_or_else(|| decode_violation(&decode::DecodeError::Empty))?;
+    Ok(Table { header, rows, skipped_empty })
+}
+
+/// A worksheet as a table: the header without trailing empty cells, data rows padded to it.
+fn sheet_table(sheet: xlsx::Sheet) -> Table {
+    let header = sheet.header.cells;
+    let width = header.len();
+    let rows = sheet
+        .rows
+        .into_iter()
+        .map(|mut row| {
+            if row.cells.len() < width {
+                row.cells.resize(width, String::new());
+            }
+            row
+        })
+        .collect();
+    Table { header, rows, skipped_empty: 0 }
+}
+
+/// The header and (optionally) one row as a UTF-8 CSV document.
+fn csv_document(header: &[String], row: Option<&[String]>, delimiter: u8) -> Vec<u8> {
+    let mut writer =
+        csv::WriterBuilder::new().flexible(true).delimiter(delimiter).from_writer(Vec::new());
+    // Writing into a Vec cannot fail.
+    let _ = writer.write_record(header);
+    if let Some(row) = row {
+        let _ = writer.write_record(row);
+    }
+    writer.into_inner().unwrap_or_default()
+}
+
+/// Publishes the report's valid documents to `credgate.in` in confirmed batches, marking
+/// each row published once its batch was confirmed; `progress` is called with the number of
+/// messages confirmed so far.
+///
+/// # Errors
+///
+/// [`ImportError::Runtime`] when the broker cannot be reached or a batch is not confirmed
+/// (nacked, unroutable because the gateway's topology is missing, timed out). The rows of
+/// the batches confirmed before stay marked; importing again publishes the rest, the
+/// confirmed ones being answered `duplicate`.
+pub async fn publish(
+    config: &CompiledConfig,
+    report: &mut ImportReport,
+    batch: usize,
+    progress: &dyn Fn(usize),
+) -> Result<(), ImportError> {
+    report.dry_run = false;
+    if report.units.is_empty() {
+        return Ok(());
+    }
+    // Only the broker password is needed: the configuration may be loaded without resolving
+    // the other secrets (HTTP signing keys, admin tokens) this command never uses.
+    let amqp = &config.process.amqp;
+    let password = match (&config.amqp_password, &amqp.password) {
+        (Some(secret), _) => Some(secret.expose().to_owned()),
+        (None, Some(reference)) => Some(
+            crate::config::secrets::parse_ref(reference)
+                .and_then(|r| crate::config::secrets::resolve(&r, &config.config_dir))
+                .map_err(|e| ImportError::Usage(format!("amqp.password: {e}")))?
+                .expose()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    let uri = broker::amqp_uri(&amqp.url, &amqp.username, password.as_deref(), amqp.heartbeat_secs);
+    let properties = lapin::ConnectionProperties::default()
+        .with_connection_name(lapin::types::LongString::from("credgate-import"));
+    let unreachable = |e: String| {
+        ImportError::Runtime(format!(
+            "cannot connect to RabbitMQ at {}: {e}; nothing was published",
+            amqp.url
+        ))
+    };
+    let connection =
+        tokio::time::timeout(CONNECT_TIMEOUT, lapin::Connection::connect(&uri, properties))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+    let result = publish_on(&connection, report, batch.max(1), progress).await;
+    let _ = connection.close(200, "import done".into()).await;
+    report.recount();
+    result
+}
+
+async fn publish_on(
+    connection: &lapin::Connection,
+    report: &mut ImportReport,
+    batch: usize,
+    progress: &dyn Fn(usize),
+) -> Result<(), ImportError> {
+    let runtime = |e: broker::BrokerError| ImportError::Runtime(e.to_string());
+    let channel = broker::confirm_channel(connection).await.map_err(runtime)?;
+    let timestamp = report.timestamp.as_second().max(0) as u64;
+    let mut done = 0;
+    for start in (0..report.units.len()).step_by(batch) {
+        let end = (start + batch).min(report.units.len());
+        let messages = report.units[start..end]
+            .iter()
+            .map(|unit| Outgoing {
+                exchange: broker::IN_EXCHANGE.to_owned(),
+                routing_key: report.routing_key.clone(),
+                body: unit.body.clone(),
+                properties: broker::properties(&unit.message_id, unit.content_type)
+                    .with_timestamp(timestamp)
+                    .with_correlation_id(unit.correlation_id.as_str().into())
+                    .with_type(report.doc_type.as_str().into()),
+                mandatory: true,
+            })
+            .collect();
+        broker::publish_all(&channel, messages).await.map_err(|e| {
+            let hint = match e {
+                broker::BrokerError::Returned { .. } => {
+                    " (no queue is bound for it: start the gateway or run `credgate topology declare`)"
+                }
+                broker::BrokerError::Amqp(_) if e.to_string().contains("NOT_FOUND") => {
+                    " (the exchange credgate.in does not exist: start the gateway or run `credgate topology declare`)"
+                }
+                _ => "",
+            };
+            ImportError::Runtime(format!(
+                "publishing rows {}–{} of the file failed after {done} confirmed messages: {e}{hint}",
+                start + 1,
+                end
+            ))
+        })?;
+        for unit in &report.units[start..end] {
+            for &index in &unit.rows {
+                report.rows[index].published = true;
+            }
+        }
+        done = end;
+        progress(done);
+    }
+    Ok(())
+}
+
+/// The number of documents [`publish`] sends.
+impl ImportReport {
+    pub fn units_to_publish(&self) -> usize {
+        self.units.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_extension() {
+        assert_eq!(FileFormat::from_path(Path::new("a.CSV")), Some(FileFormat::Csv));
+        assert_eq!(FileFormat::from_path(Path::new("x/y.xlsx")), Some(FileFormat::Xlsx));
+        assert_eq!(FileFormat::from_path(Path::new("r.jsonl")), Some(FileFormat::Json));
+        assert_eq!(FileFormat::from_path(Path::new("r.xml")), Some(FileFormat::Xml));
+        assert_eq!(FileFormat::from_path(Path::new("r.xls")), None);
+        assert_eq!(FileFormat::from_path(Path::new("noext")), None);
+    }
+
+    #[test]
+    fn csv_rows_are_numbered_as_a_spreadsheet_shows_them() {
+        let text = "a,b\n1,2\n\n\"multi\nline\",3\n4,5\n,\n6,7\n";
+        let options = decode::DecodeOptions::new(Codec::Csv);
+        let table = csv_rows(text.as_bytes(), &options).unwrap();
+        assert_eq!(table.header, ["a", "b"]);
+        let rows: Vec<(u32, &str)> =
+            table.rows.iter().map(|r| (r.row, r.cells[0].as_str())).collect();
+        // Row 3 is the blank line; the multi-line cell is one row (4); `,` (row 6) is empty.
+        assert_eq!(rows, [(2, "1"), (4, "multi\nline"), (5, "4"), (7, "6")]);
+        assert_eq!(table.skipped_empty, 1);
+    }
+
+    #[test]
+    fn csv_document_round_trips_through_the_decoder() {
+        let header = vec!["名称".to_owned(), "备注".to_owned()];
+        let row = vec!["a,\"b\"".to_owned(), "x\ny".to_owned()];
+        let body = csv_document(&header, Some(&row), b',');
+        let decoded = decode::decode(&body, &decode::DecodeOptions::new(Codec::Csv)).unwrap();
+        let doc = decoded[0].as_ref().unwrap();
+        assert_eq!(doc["名称"], "a,\"b\"");
+        assert_eq!(doc["备注"], "x\ny");
+    }
+
+    #[test]
+    fn message_ids_depend_on_content_only() {
+        let a = message_id("gc", "penalty_csv", b"x");
+        assert_eq!(a, message_id("gc", "penalty_csv", b"x"));
+        assert_ne!(a, message_id("gc", "license_csv", b"x"));
+        assert!(a.starts_with("import-") && a.len() == 39);
+    }
+}
