@@ -123,6 +123,9 @@ pub struct RowReport {
     pub outcome: RecordStatus,
     /// Field-level violations, values of personal identifiers masked.
     pub violations: Vec<Violation>,
+    /// The destinations the gateway will send the record to (by `routes.toml` and the
+    /// publicity decision).
+    pub routed_to: Vec<String>,
     /// The inbound message id the row is (or would be) published under.
     pub message_id: Option<String>,
     /// Confirmed by the broker in this run.
@@ -411,6 +414,7 @@ pub fn prepare(
                             message: error.message,
                             severity: Severity::Error,
                         }],
+                        routed_to: Vec::new(),
                         message_id: None,
                         published: false,
                     }),
@@ -436,6 +440,7 @@ pub fn prepare(
                         .as_ref()
                         .map(|r| mask_key(&doc.mapper.item, r.record_key())),
                     outcome: record.status,
+                    routed_to: destinations(&record),
                     violations: record.violations,
                     message_id: valid.then(|| message_id.clone()),
                     published: false,
@@ -498,7 +503,10 @@ fn message_id(adapter: &str, doc_type: &str, body: &[u8]) -> String {
     format!("import-{}", hex::encode(&hasher.finalize()[..16]))
 }
 
-/// The pipeline on one document exactly as the gateway will see it.
+/// The pipeline on one document exactly as the gateway will see it, with the pure part of
+/// its lifecycle step (publicity: 轻微 failed information is not sent to publishing
+/// destinations) over an empty store: what the store knows (earlier versions, holders to
+/// retract from, the dishonest list for bid warnings) only the gateway can add.
 fn run(
     config: &CompiledConfig,
     report: &ImportReport,
@@ -507,7 +515,7 @@ fn run(
     content_type: &str,
     message_id: &str,
 ) -> pipeline::Processed {
-    pipeline::process(
+    let mut processed = pipeline::process(
         config,
         &Inbound {
             adapter: &report.adapter,
@@ -519,7 +527,10 @@ fn run(
             received_at: jiff::Timestamp::now(),
             source_timestamp: Some(report.timestamp),
         },
-    )
+    );
+    let known = crate::lifecycle::hook::Known::default();
+    let _ = crate::lifecycle::hook::after_accept(config, &mut [&mut processed], &known);
+    processed
 }
 
 impl ImportReport {
@@ -531,6 +542,7 @@ impl ImportReport {
             record_key: None,
             outcome: RecordStatus::Rejected,
             violations: vec![violation],
+            routed_to: Vec::new(),
             message_id: None,
             published: false,
         }];
@@ -552,27 +564,36 @@ impl ImportReport {
         pre: Option<Violation>,
     ) {
         let message_id = message_id(&self.adapter, doc_type, &body);
-        let (outcome, record_key, violations) = match pre {
-            Some(v) => (RecordStatus::Rejected, None, vec![v]),
+        let (outcome, record_key, violations, routed_to) = match pre {
+            Some(v) => (RecordStatus::Rejected, None, vec![v], Vec::new()),
             None => {
                 let processed = run(config, self, doc_type, &body, content_type, &message_id);
                 match processed.records.into_iter().next() {
-                    Some(record) => (
-                        record.status,
-                        record.record.as_ref().map(|r| mask_key(&doc.mapper.item, r.record_key())),
-                        record
-                            .violations
-                            .into_iter()
-                            .map(|mut v| {
-                                // The decoder numbers the single row of its document `row 2`.
-                                if v.rule == "DECODE" {
-                                    v.path = location.to_owned();
-                                }
-                                v
-                            })
-                            .collect(),
-                    ),
-                    None => (RecordStatus::Rejected, None, processed.document_violations),
+                    Some(record) => {
+                        let routed_to = destinations(&record);
+                        (
+                            record.status,
+                            record
+                                .record
+                                .as_ref()
+                                .map(|r| mask_key(&doc.mapper.item, r.record_key())),
+                            record
+                                .violations
+                                .into_iter()
+                                .map(|mut v| {
+                                    // The decoder numbers the single row of its document `row 2`.
+                                    if v.rule == "DECODE" {
+                                        v.path = location.to_owned();
+                                    }
+                                    v
+                                })
+                                .collect(),
+                            routed_to,
+                        )
+                    }
+                    None => {
+                        (RecordStatus::Rejected, None, processed.document_violations, Vec::new())
+                    }
                 }
             }
         };
@@ -584,6 +605,7 @@ impl ImportReport {
             record_key,
             outcome,
             violations,
+            routed_to,
             message_id: valid.then(|| message_id.clone()),
             published: false,
         });
@@ -658,6 +680,14 @@ fn flag_repeats(report: &mut ImportReport) {
             row.outcome = RecordStatus::AcceptedWithWarnings;
         }
     }
+}
+
+/// The destinations of a record's copies, sorted.
+fn destinations(record: &pipeline::ProcessedRecord) -> Vec<String> {
+    let mut out: Vec<String> = record.copies.iter().map(|c| c.destination.clone()).collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn warning(rule: &str, message: String) -> Violation {

@@ -119,6 +119,7 @@ fn print_report(report: &ImportReport) {
         "severity",
         "field (字段)",
         "message",
+        "routed to",
         "published",
     ]);
     for row in &report.rows {
@@ -131,8 +132,9 @@ fn print_report(report: &ImportReport) {
             "no"
         };
         let place = if row.row == 0 { row.location.clone() } else { row.row.to_string() };
+        let routed = row.routed_to.join(", ");
         if row.violations.is_empty() {
-            table.add_row([&place, key, outcome(row.outcome), "", "", "", "", published]);
+            table.add_row([&place, key, outcome(row.outcome), "", "", "", "", &routed, published]);
         }
         for v in &row.violations {
             let severity = format!("{:?}", v.severity).to_lowercase();
@@ -149,6 +151,7 @@ fn print_report(report: &ImportReport) {
                 &severity,
                 &field,
                 &v.message,
+                &routed,
                 published,
             ]);
         }
