@@ -323,7 +323,7 @@ pub fn prepare(
                 FileFormat::Csv => match csv_rows(&bytes, &doc.decode) {
                     Ok(table) => table,
                     Err(violation) => {
-                        report.file_rejected(violation);
+                        report.file_rejected(*violation);
                         return Ok(report);
                     }
                 },
@@ -745,8 +745,9 @@ struct Table {
 
 /// The rows of a CSV file in the adapter's charset and delimiter, numbered as a spreadsheet
 /// shows them: a blank line is a row, a multi-line cell is one row.
-fn csv_rows(bytes: &[u8], options: &decode::DecodeOptions) -> Result<Table, Violation> {
-    let text = decode::to_text(bytes, options.charset).map_err(|e| decode_violation(&e))?;
+fn csv_rows(bytes: &[u8], options: &decode::DecodeOptions) -> Result<Table, Box<Violation>> {
+    let text =
+        decode::to_text(bytes, options.charset).map_err(|e| Box::new(decode_violation(&e)))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -763,14 +764,14 @@ fn csv_rows(bytes: &[u8], options: &decode::DecodeOptions) -> Result<Table, Viol
             Ok(false) => break,
             Ok(true) => {}
             Err(error) => {
-                return Err(Violation {
+                return Err(Box::new(Violation {
                     rule: "DECODE".into(),
                     path: String::new(),
                     field: String::new(),
                     code: None,
                     message: format!("CSV 文件无法解析：{error}"),
                     severity: Severity::Error,
-                });
+                }));
             }
         }
         // The position is where the read began: blank lines the reader skipped come first.
@@ -804,7 +805,7 @@ fn csv_rows(bytes: &[u8], options: &decode::DecodeOptions) -> Result<Table, Viol
         }
         rows.push(xlsx::SheetRow { row: sheet_row as u32, cells, errors: Vec::new() });
     }
-    let header = header.ok_or_else(|| decode_violation(&decode::DecodeError::Empty))?;
+    let header = header.ok_or_else(|| Box::new(decode_violation(&decode::DecodeError::Empty)))?;
     Ok(Table { header, rows, skipped_empty })
 }
 
