@@ -838,6 +838,30 @@ fn csv_document(header: &[String], row: Option<&[String]>, delimiter: u8) -> Vec
     writer.into_inner().unwrap_or_default()
 }
 
+/// The broker URI with the credentials of `[amqp]`. Only the broker password is resolved:
+/// the configuration may be loaded without the other secrets (HTTP signing keys, admin
+/// tokens), which import never uses.
+///
+/// # Errors
+///
+/// [`ImportError::Usage`] when `amqp.password` cannot be resolved (unset variable, unreadable
+/// file): call this before [`prepare`] to fail before any work.
+pub fn broker_uri(config: &CompiledConfig) -> Result<String, ImportError> {
+    let amqp = &config.process.amqp;
+    let password = match (&config.amqp_password, &amqp.password) {
+        (Some(secret), _) => Some(secret.expose().to_owned()),
+        (None, Some(reference)) => Some(
+            crate::config::secrets::parse_ref(reference)
+                .and_then(|r| crate::config::secrets::resolve(&r, &config.config_dir))
+                .map_err(|e| ImportError::Usage(format!("amqp.password: {e}")))?
+                .expose()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    Ok(broker::amqp_uri(&amqp.url, &amqp.username, password.as_deref(), amqp.heartbeat_secs))
+}
+
 /// Publishes the report's valid documents to `credgate.in` in confirmed batches, marking
 /// each row published once its batch was confirmed; `progress` is called with the number of
 /// messages confirmed so far.
@@ -858,21 +882,8 @@ pub async fn publish(
     if report.units.is_empty() {
         return Ok(());
     }
-    // Only the broker password is needed: the configuration may be loaded without resolving
-    // the other secrets (HTTP signing keys, admin tokens) this command never uses.
+    let uri = broker_uri(config)?;
     let amqp = &config.process.amqp;
-    let password = match (&config.amqp_password, &amqp.password) {
-        (Some(secret), _) => Some(secret.expose().to_owned()),
-        (None, Some(reference)) => Some(
-            crate::config::secrets::parse_ref(reference)
-                .and_then(|r| crate::config::secrets::resolve(&r, &config.config_dir))
-                .map_err(|e| ImportError::Usage(format!("amqp.password: {e}")))?
-                .expose()
-                .to_owned(),
-        ),
-        (None, None) => None,
-    };
-    let uri = broker::amqp_uri(&amqp.url, &amqp.username, password.as_deref(), amqp.heartbeat_secs);
     let properties = lapin::ConnectionProperties::default()
         .with_connection_name(lapin::types::LongString::from("credgate-import"));
     let unreachable = |e: String| {

@@ -48,6 +48,12 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !args.dry_run
+        && let Err(error) = import::broker_uri(&config)
+    {
+        eprintln!("import: {error}");
+        return ExitCode::from(error.exit_code());
+    }
     let request = ImportRequest {
         adapter: &args.adapter,
         doc_type: args.doc_type.as_deref(),
@@ -176,6 +182,13 @@ fn print_report(report: &ImportReport) {
         println!(
             "dry run: {} messages would be published to credgate.in with routing key {}",
             s.to_publish, report.routing_key
+        );
+    } else if s.published < s.to_publish {
+        println!(
+            "published {} of {} messages to credgate.in with routing key {}; the rest was not \
+             published (see the error below): import the file again, rows already published are \
+             answered `duplicate`",
+            s.published, s.to_publish, report.routing_key
         );
     } else {
         println!(
