@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::broker::{self, Outgoing};
 use crate::config::CompiledConfig;
 use crate::decode::{self, Codec};
-use crate::pipeline::{self, Inbound, RecordStatus};
+use crate::pipeline::{self, Inbound, Receipt, ReceiptStatus, RecordStatus};
 use crate::record::{Severity, Violation};
 
 /// Size of the file, whatever its format (an xlsx's uncompressed size has its own cap).
@@ -130,6 +130,10 @@ pub struct RowReport {
     pub message_id: Option<String>,
     /// Confirmed by the broker in this run.
     pub published: bool,
+    /// The status of the gateway's receipt (`accepted`, `accepted_with_warnings`, `rejected`,
+    /// `duplicate`), when the import waited for receipts (`--wait`) and one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptStatus>,
 }
 
 /// Counts for the summary line.
@@ -144,6 +148,20 @@ pub struct Summary {
     /// Messages to publish (rows identical to an earlier row are published once).
     pub to_publish: usize,
     pub published: usize,
+    /// With `--wait`: receipts the gateway sent for this run's messages, and those that
+    /// did not come in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptCounts>,
+}
+
+/// The gateway's receipts for the published messages, by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiptCounts {
+    pub accepted: usize,
+    pub accepted_with_warnings: usize,
+    pub rejected: usize,
+    pub duplicate: usize,
+    pub missing: usize,
 }
 
 /// One inbound document to publish.
@@ -176,15 +194,21 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
-    /// Whether any row (or the whole file) was rejected: exit 3.
+    /// Whether any row (or the whole file) was rejected, offline or by the gateway: exit 3.
     pub fn any_rejected(&self) -> bool {
-        self.summary.rejected > 0
+        self.summary.rejected > 0 || self.summary.receipts.as_ref().is_some_and(|r| r.rejected > 0)
+    }
+
+    /// Published messages without a receipt after `--wait`.
+    pub fn missing_receipts(&self) -> usize {
+        self.summary.receipts.as_ref().map_or(0, |r| r.missing)
     }
 
     fn recount(&mut self) {
         let mut s = Summary {
             skipped_empty: self.summary.skipped_empty,
             to_publish: self.units.len(),
+            receipts: self.summary.receipts.clone(),
             ..Summary::default()
         };
         for row in &self.rows {
@@ -205,7 +229,8 @@ impl ImportReport {
 }
 
 /// Reads, splits and checks the file offline: the report with every row's outcome, and the
-/// documents [`publish`] would send. Publishes nothing.
+/// documents [`publish`] would send. Publishes nothing. `progress(done, total)` is called
+/// before each row is checked.
 ///
 /// # Errors
 ///
@@ -214,6 +239,7 @@ impl ImportReport {
 pub fn prepare(
     config: &CompiledConfig,
     request: &ImportRequest<'_>,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<ImportReport, ImportError> {
     let usage = ImportError::Usage;
     let file = request.file;
@@ -351,7 +377,9 @@ pub fn prepare(
                 report.file_rejected(v);
                 return Ok(report);
             }
-            for row in table.rows {
+            let total = table.rows.len();
+            for (done, row) in table.rows.into_iter().enumerate() {
+                progress(done, total);
                 let body = csv_document(&table.header, Some(&row.cells), doc.decode.csv.delimiter);
                 let location = format!("row {}", row.row);
                 let pre = (!row.errors.is_empty()).then(|| Violation {
@@ -385,7 +413,9 @@ pub fn prepare(
             if decoded.len() > max_records {
                 return Err(too_many(decoded.len()));
             }
+            let total = decoded.len();
             for (index, record) in decoded.into_iter().enumerate() {
+                progress(index, total);
                 let location = format!("record {}", index + 1);
                 match record {
                     Ok(document) => {
@@ -417,6 +447,7 @@ pub fn prepare(
                         routed_to: Vec::new(),
                         message_id: None,
                         published: false,
+                        receipt: None,
                     }),
                 }
             }
@@ -444,6 +475,7 @@ pub fn prepare(
                     violations: record.violations,
                     message_id: valid.then(|| message_id.clone()),
                     published: false,
+                    receipt: None,
                 });
             }
             if valid && !indices.is_empty() {
@@ -545,6 +577,7 @@ impl ImportReport {
             routed_to: Vec::new(),
             message_id: None,
             published: false,
+            receipt: None,
         }];
         self.units.clear();
         self.recount();
@@ -608,6 +641,7 @@ impl ImportReport {
             routed_to,
             message_id: valid.then(|| message_id.clone()),
             published: false,
+            receipt: None,
         });
         if valid {
             self.units.push(Unit {
@@ -876,6 +910,7 @@ pub async fn publish(
     config: &CompiledConfig,
     report: &mut ImportReport,
     batch: usize,
+    wait: Option<std::time::Duration>,
     progress: &dyn Fn(usize),
 ) -> Result<(), ImportError> {
     report.dry_run = false;
@@ -897,7 +932,17 @@ pub async fn publish(
             .await
             .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|e| unreachable(e.to_string()))?;
-    let result = publish_on(&connection, report, batch.max(1), progress).await;
+    // Receipts are listened for on a queue of this run's own (exclusive, gone with the
+    // connection), bound before the first publish so none is missed; the platform's own
+    // receipts queue is left alone.
+    let listener = match wait {
+        Some(_) => Some(listen_for_receipts(&connection, &report.adapter).await?),
+        None => None,
+    };
+    let mut result = publish_on(&connection, report, batch.max(1), progress).await;
+    if let (Some(wait), Some(listener), Ok(())) = (wait, listener, &result) {
+        result = collect_receipts(report, listener, wait).await;
+    }
     let _ = connection.close(200, "import done".into()).await;
     report.recount();
     result
@@ -952,6 +997,97 @@ async fn publish_on(
         done = end;
         progress(done);
     }
+    Ok(())
+}
+
+async fn listen_for_receipts(
+    connection: &lapin::Connection,
+    adapter: &str,
+) -> Result<lapin::Consumer, ImportError> {
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let runtime = |e: lapin::Error| {
+        ImportError::Runtime(format!("cannot listen for receipts on credgate.receipts: {e}"))
+    };
+    let channel = connection.create_channel().await.map_err(runtime)?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(runtime)?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            broker::RECEIPTS_EXCHANGE.into(),
+            adapter.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(runtime)?;
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            "credgate-import".into(),
+            BasicConsumeOptions { no_ack: true, exclusive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(runtime)
+}
+
+/// Takes receipts until every published message has one or `wait` has passed; fills in each
+/// row's `receipt` and the summary's counts. Receipts of other messages of the adapter (the
+/// platform's own traffic) are skipped.
+async fn collect_receipts(
+    report: &mut ImportReport,
+    mut consumer: lapin::Consumer,
+    wait: std::time::Duration,
+) -> Result<(), ImportError> {
+    use futures_util::StreamExt;
+    let mut pending: HashMap<String, usize> = report
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.rows.first().is_some_and(|&i| report.rows[i].published))
+        .map(|(n, u)| (u.message_id.clone(), n))
+        .collect();
+    let mut counts = ReceiptCounts::default();
+    let deadline = tokio::time::Instant::now() + wait;
+    while !pending.is_empty() {
+        let next = match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ImportError::Runtime(format!("receipts: {e}")));
+            }
+            Ok(Some(Ok(delivery))) => delivery,
+        };
+        let Ok(receipt) = serde_json::from_slice::<Receipt>(&next.data) else { continue };
+        let Some(unit) = pending.remove(&receipt.message_id) else { continue };
+        match receipt.status {
+            ReceiptStatus::Accepted => counts.accepted += 1,
+            ReceiptStatus::AcceptedWithWarnings => counts.accepted_with_warnings += 1,
+            ReceiptStatus::Rejected => counts.rejected += 1,
+            ReceiptStatus::Duplicate => counts.duplicate += 1,
+        }
+        for (position, &index) in report.units[unit].rows.iter().enumerate() {
+            // A document of several records (XML) has one receipt with a status per record.
+            let status = match (receipt.status, receipt.records.get(position)) {
+                (ReceiptStatus::Duplicate, _) | (_, None) => receipt.status,
+                (_, Some(record)) => match record.status {
+                    RecordStatus::Accepted => ReceiptStatus::Accepted,
+                    RecordStatus::AcceptedWithWarnings => ReceiptStatus::AcceptedWithWarnings,
+                    RecordStatus::Rejected => ReceiptStatus::Rejected,
+                },
+            };
+            report.rows[index].receipt = Some(status);
+        }
+    }
+    counts.missing = pending.len();
+    report.summary.receipts = Some(counts);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Cli, OutputFormat, load, runtime};
 use crate::import::{self, ImportReport, ImportRequest};
-use crate::pipeline::RecordStatus;
+use crate::pipeline::{ReceiptStatus, RecordStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -27,6 +27,10 @@ pub struct ImportArgs {
     /// Messages published per wait for the broker's confirms.
     #[arg(long, default_value_t = import::DEFAULT_BATCH, value_parser = batch_size)]
     pub batch: usize,
+    /// After publishing, wait up to this many seconds for the gateway's receipts and report
+    /// them per row (exit 1 if some do not come: is the gateway running?).
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<u64>,
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
@@ -59,7 +63,16 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
         doc_type: args.doc_type.as_deref(),
         file: &args.file,
     };
-    let mut report = match import::prepare(&config, &request) {
+    let checking = progress_bar(0, args.quiet, "checking");
+    let on_row = |done: usize, total: usize| {
+        if done == 0 {
+            checking.set_length(total as u64);
+        }
+        checking.set_position(done as u64);
+    };
+    let prepared = import::prepare(&config, &request, &on_row);
+    checking.finish_and_clear();
+    let mut report = match prepared {
         Ok(report) => report,
         Err(error) => {
             eprintln!("import: {error}");
@@ -72,9 +85,11 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
             Ok(rt) => rt,
             Err(code) => return code,
         };
-        let bar = progress_bar(report.units_to_publish() as u64, args.quiet);
+        let bar = progress_bar(report.units_to_publish() as u64, args.quiet, "publishing");
         let progress = |n: usize| bar.set_position(n as u64);
-        failure = rt.block_on(import::publish(&config, &mut report, args.batch, &progress)).err();
+        let wait = args.wait.map(std::time::Duration::from_secs);
+        failure =
+            rt.block_on(import::publish(&config, &mut report, args.batch, wait, &progress)).err();
         bar.finish_and_clear();
     } else if !args.dry_run {
         // Nothing valid to publish: no connection needed, but the report is not a dry run.
@@ -89,18 +104,30 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
         eprintln!("import: {error}");
         return ExitCode::from(error.exit_code());
     }
+    if report.missing_receipts() > 0 {
+        eprintln!(
+            "import: {} of {} published messages got no receipt within {} s; they wait in \
+             credgate.in.{} until a gateway consumes them (is it running?)",
+            report.missing_receipts(),
+            report.summary.published,
+            args.wait.unwrap_or_default(),
+            report.adapter
+        );
+        return ExitCode::from(1);
+    }
     if report.any_rejected() { ExitCode::from(3) } else { ExitCode::SUCCESS }
 }
 
 /// The bar on stderr; hidden with `--quiet` or when stderr is not a terminal.
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+fn progress_bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "publishing {bar:40.cyan/blue} {pos}/{len} messages ({per_sec}, {eta} left)",
-    ) {
+    let unit = if what == "publishing" { "messages" } else { "rows" };
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{what:>10} {{bar:40.cyan/blue}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -111,6 +138,15 @@ fn outcome(status: RecordStatus) -> &'static str {
         RecordStatus::Accepted => "accepted",
         RecordStatus::AcceptedWithWarnings => "accepted with warnings",
         RecordStatus::Rejected => "rejected",
+    }
+}
+
+fn receipt_name(status: ReceiptStatus) -> &'static str {
+    match status {
+        ReceiptStatus::Accepted => "accepted",
+        ReceiptStatus::AcceptedWithWarnings => "accepted with warnings",
+        ReceiptStatus::Rejected => "rejected",
+        ReceiptStatus::Duplicate => "duplicate",
     }
 }
 
@@ -131,12 +167,15 @@ fn print_report(report: &ImportReport) {
     for row in &report.rows {
         let key = row.record_key.as_deref().unwrap_or("");
         let published = if report.dry_run {
-            "dry run"
-        } else if row.published {
-            "yes"
+            "dry run".to_owned()
         } else {
-            "no"
+            match (row.published, row.receipt) {
+                (false, _) => "no".to_owned(),
+                (true, None) => "yes".to_owned(),
+                (true, Some(status)) => format!("yes, receipt: {}", receipt_name(status)),
+            }
         };
+        let published = published.as_str();
         let place = if row.row == 0 { row.location.clone() } else { row.row.to_string() };
         let routed = row.routed_to.join(", ");
         if row.violations.is_empty() {
@@ -195,6 +234,12 @@ fn print_report(report: &ImportReport) {
             "published {} of {} messages to credgate.in with routing key {} (confirmed by the broker); \
              the gateway answers each on credgate.receipts",
             s.published, s.to_publish, report.routing_key
+        );
+    }
+    if let Some(r) = &s.receipts {
+        println!(
+            "receipts: {} accepted, {} accepted with warnings, {} rejected, {} duplicate, {} missing",
+            r.accepted, r.accepted_with_warnings, r.rejected, r.duplicate, r.missing
         );
     }
 }

@@ -2,8 +2,9 @@
 //! files of the county credit office (`docs/import/`): a dry run reports every row and
 //! publishes nothing; the import publishes the valid rows (the rejected one only reported),
 //! the gateway stores and delivers them and answers one receipt per row; importing the same
-//! file again is answered `duplicate` and delivers nothing new; the xlsx sample goes the same
-//! way with exit 0; an unreachable broker is exit 1 and usage errors exit 2.
+//! file again (waiting for the receipts) is answered `duplicate` and delivers nothing new; the
+//! xlsx sample goes the same way with exit 0; receipts that do not come (no gateway), an
+//! unreachable broker are exit 1 and usage errors exit 2.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -179,10 +180,18 @@ async fn import_publishes_valid_rows_and_reports_every_row() {
             assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{key}: {body}");
         }
 
-        // The same file again: answered `duplicate`, nothing delivered twice.
-        let (code, again, _) = import(config.path(), &["--quiet", &csv]);
-        assert_eq!(code, 3);
+        // The same file again, waiting for the receipts: answered `duplicate`, nothing
+        // delivered twice.
+        let (code, again, stderr) = import(config.path(), &["--quiet", "--wait", "60", &csv]);
+        assert_eq!(code, 3, "{stderr}");
         assert_eq!(published_ids(&again), ids);
+        assert_eq!(again["summary"]["receipts"]["duplicate"], 3, "{again}");
+        assert_eq!(again["summary"]["receipts"]["missing"], 0);
+        for row in again["rows"].as_array().unwrap() {
+            let expected = if row["published"] == true { "duplicate" } else { "null" };
+            assert_eq!(row["receipt"].to_string().trim_matches('"'), expected, "{row}");
+        }
+        // The platform's own receipts queue got them too.
         let second = receipts(&connection, 3).await;
         assert!(
             second.iter().all(|r| r.status == credgate::pipeline::ReceiptStatus::Duplicate),
@@ -208,6 +217,10 @@ async fn import_publishes_valid_rows_and_reports_every_row() {
         assert!(credit.accepted().values().all(|&n| n == 1), "a copy was delivered twice");
 
         assert_eq!(gateway.terminate(), Some(0));
+        // No gateway: published (RabbitMQ keeps them), but no receipt comes: exit 1.
+        let (code, _, stderr) = import(config.path(), &["--quiet", "--wait", "2", &csv]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("3 of 3 published messages got no receipt"), "{stderr}");
         stop.cancel();
     })
     .await;
