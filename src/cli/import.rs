@@ -204,9 +204,10 @@ fn print_report(report: &ImportReport) {
     println!("{table}");
     let s = &report.summary;
     let mut line = format!(
-        "{}: {} rows for {}/{} — {} accepted, {} accepted with warnings, {} rejected",
+        "{}: {} {} for {}/{} — {} accepted, {} accepted with warnings, {} rejected",
         report.file.display(),
         s.rows,
+        if s.rows == 1 { "row" } else { "rows" },
         report.adapter,
         report.doc_type,
         s.accepted,
