@@ -872,6 +872,26 @@ fn csv_document(header: &[String], row: Option<&[String]>, delimiter: u8) -> Vec
     writer.into_inner().unwrap_or_default()
 }
 
+/// Whether the gateway consumes the adapter's documents from `credgate.in` at all: an
+/// adapter whose `inbound.transports` lacks `amqp` has no `credgate.in.<adapter>` queue, so
+/// there is nothing to publish to (a dry run still works).
+///
+/// # Errors
+///
+/// [`ImportError::Usage`] naming the reason; unknown adapters are left to [`prepare`].
+pub fn check_publishable(config: &CompiledConfig, adapter: &str) -> Result<(), ImportError> {
+    match config.adapters.get(adapter) {
+        Some(a) if !a.inbound_transports.iter().any(|t| t == "amqp") => {
+            Err(ImportError::Usage(format!(
+                "adapter {adapter} does not receive over AMQP (inbound.transports = {:?}); \
+                 import publishes to credgate.in, so only --dry-run works for it",
+                a.inbound_transports
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The broker URI with the credentials of `[amqp]`. Only the broker password is resolved:
 /// the configuration may be loaded without the other secrets (HTTP signing keys, admin
 /// tokens), which import never uses.
@@ -917,6 +937,7 @@ pub async fn publish(
     if report.units.is_empty() {
         return Ok(());
     }
+    check_publishable(config, &report.adapter)?;
     let uri = broker_uri(config)?;
     let amqp = &config.process.amqp;
     let properties = lapin::ConnectionProperties::default()

@@ -53,7 +53,8 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
         Err(code) => return code,
     };
     if !args.dry_run
-        && let Err(error) = import::broker_uri(&config)
+        && let Err(error) = import::check_publishable(&config, &args.adapter)
+            .and_then(|()| import::broker_uri(&config))
     {
         eprintln!("import: {error}");
         return ExitCode::from(error.exit_code());

@@ -269,6 +269,17 @@ fn broker_unreachable_and_usage_errors() {
     let (code, stderr) = run(&["--adapter", ADAPTER, json.to_str().unwrap()], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("has no json document type"), "{stderr}");
+    // An adapter that receives over HTTP only has no credgate.in queue: dry run only.
+    let http_only = http_only_config(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_credgate"))
+        .args(["--config", http_only.to_str().unwrap(), "import", "--adapter", ADAPTER])
+        .args(["--doc-type", "penalty_csv", &csv])
+        .env("CREDGATE_AMQP_PASSWORD", "guest")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not receive over AMQP"), "{stderr}");
     // A decompression bomb: refused before anything is decompressed for real.
     let bomb = dir.path().join("bomb.xlsx");
     std::fs::write(&bomb, bomb_xlsx()).unwrap();
@@ -278,6 +289,42 @@ fn broker_unreachable_and_usage_errors() {
     );
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("over the limit"), "{stderr}");
+}
+
+/// The shipped configuration with gc-county-credit receiving over HTTP only.
+fn http_only_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = std::path::Path::new(support::REPO);
+    let config = dir.join("config");
+    let adapters = dir.join("adapters");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::create_dir_all(&adapters).unwrap();
+    let process = std::fs::read_to_string(root.join("config/credgate.toml"))
+        .unwrap()
+        .replace(r#"schemas = "../schemas""#, &format!("schemas = {:?}", root.join("schemas")))
+        .replace(r#"adapters = "../adapters""#, &format!("adapters = {adapters:?}"))
+        .replace(
+            r#"calendars = "calendars""#,
+            &format!("calendars = {:?}", root.join("config/calendars")),
+        );
+    std::fs::write(config.join("credgate.toml"), process).unwrap();
+    std::fs::copy(root.join("config/routes.toml"), config.join("routes.toml")).unwrap();
+    for entry in std::fs::read_dir(root.join("adapters")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = if path.ends_with("gc-county-credit.toml") {
+                text.replace(
+                    r#"transports = ["amqp"]"#,
+                    "transports = [\"http\"]\nauth = { kind = \"hmac-sha256\", key_id = \"gc\", \
+                     secret = \"${env:CREDGATE_GC_SECRET}\" }",
+                )
+            } else {
+                text
+            };
+            std::fs::write(adapters.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    config
 }
 
 /// A zip whose one part declares 300 MiB uncompressed (the central directory says so; the
