@@ -336,7 +336,8 @@ pub fn prepare(
     let max_records = doc.decode.limits.max_records;
     let too_many = |n: usize| {
         usage(format!(
-            "{} has {n} records, over the limit of {max_records} for {}/{doc_type}; split the file",
+            "{} has {n} or more records, over the limit of {max_records} for {}/{doc_type}; \
+             split the file",
             file.display(),
             adapter.id
         ))
@@ -360,7 +361,12 @@ pub fn prepare(
                         ..xlsx::XlsxLimits::default()
                     };
                     let sheet = xlsx::read_first_sheet(&bytes, &limits).map_err(|e| match e {
-                        xlsx::XlsxError::TooManyRows { .. } => too_many(max_records + 1),
+                        xlsx::XlsxError::TooManyRows { .. } => usage(format!(
+                            "{}: more than {max_records} data rows, over the limit for \
+                             {}/{doc_type}; split the file",
+                            file.display(),
+                            adapter.id
+                        )),
                         other => usage(format!("{}: {other}", file.display())),
                     })?;
                     sheet_table(sheet)
@@ -403,8 +409,15 @@ pub fn prepare(
             }
         }
         FileFormat::Json => {
-            let decoded = match decode::decode(&bytes, &doc.decode) {
+            // The file is cut into one document per record, so the gateway's size limit
+            // applies to each record's document, not to the file.
+            let mut options = doc.decode.clone();
+            options.limits.max_bytes = options.limits.max_bytes.max(MAX_FILE_BYTES as usize);
+            let decoded = match decode::decode(&bytes, &options) {
                 Ok(decoded) => decoded,
+                Err(decode::DecodeError::TooManyRecords { .. }) => {
+                    return Err(too_many(max_records + 1));
+                }
                 Err(error) => {
                     report.file_rejected(decode_violation(&error));
                     return Ok(report);
@@ -453,6 +466,17 @@ pub fn prepare(
             }
         }
         FileFormat::Xml => {
+            // Published whole: it must fit the gateway's limit for one document.
+            let limit = doc.decode.limits.max_bytes;
+            if bytes.len() > limit {
+                return Err(usage(format!(
+                    "{} is {} bytes, over the limit of {limit} for one {}/{doc_type} document \
+                     (an XML file is published whole); split the file",
+                    file.display(),
+                    bytes.len(),
+                    adapter.id
+                )));
+            }
             let message_id = message_id(&adapter.id, &doc_type, &bytes);
             let processed = run(config, &report, &doc_type, &bytes, XML, &message_id);
             if let Some(v) = processed.document_violations.into_iter().next() {
