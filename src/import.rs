@@ -1189,4 +1189,128 @@ mod tests {
         assert_ne!(a, message_id("gc", "license_csv", b"x"));
         assert!(a.starts_with("import-") && a.len() == 39);
     }
+
+    fn config() -> CompiledConfig {
+        CompiledConfig::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            &crate::config::LoadOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn prepare_file(name: &str, bytes: &[u8], adapter: &str, doc_type: &str) -> ImportReport {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let request = ImportRequest { adapter, doc_type: Some(doc_type), file: &file };
+        prepare(&config(), &request, &|_, _| {}).unwrap()
+    }
+
+    /// The county office's sample CSV as UTF-8 lines (header first).
+    fn county_lines() -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/import/gc-county-credit-penalties.csv");
+        let bytes = std::fs::read(path).unwrap();
+        let (text, _, bad) = encoding_rs::GB18030.decode(&bytes);
+        assert!(!bad);
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn gb18030(text: &str) -> Vec<u8> {
+        encoding_rs::GB18030.encode(text).0.into_owned()
+    }
+
+    #[test]
+    fn repeated_rows_and_keys_are_flagged_and_empty_rows_skipped() {
+        let l = county_lines();
+        // Row 2 valid, row 3 identical to it, row 4 empty, row 5 row 2 with another amount
+        // (same record key), row 6 the rejected one.
+        let changed = l[1].replace("30000", "30001");
+        let empty = ",".repeat(20);
+        let text = [&l[0], &l[1], &l[1], &empty, &changed, &l[2]].map(String::as_str).join("\r\n");
+        let report = prepare_file("p.csv", &gb18030(&text), "gc-county-credit", "penalty_csv");
+        let rows: Vec<(usize, RecordStatus)> =
+            report.rows.iter().map(|r| (r.row, r.outcome)).collect();
+        assert_eq!(
+            rows,
+            [
+                (2, RecordStatus::Accepted),
+                (3, RecordStatus::AcceptedWithWarnings),
+                (5, RecordStatus::AcceptedWithWarnings),
+                (6, RecordStatus::Rejected),
+            ]
+        );
+        assert_eq!(report.rows[1].violations[0].rule, "IMPORT-DUPLICATE");
+        assert!(report.rows[1].violations[0].message.contains("第 2 行"));
+        assert_eq!(report.rows[2].violations[0].rule, "IMPORT-REPEATED-KEY");
+        assert_eq!(report.rows[0].message_id, report.rows[1].message_id);
+        // The duplicate is published once; the rejected row not at all.
+        assert_eq!(report.units_to_publish(), 2);
+        assert_eq!(report.summary.skipped_empty, 1);
+        assert_eq!(report.summary.rows, 4);
+        assert!(report.any_rejected());
+        // The rejected row's ID number is masked in its message.
+        let message = &report.rows[3].violations[0].message;
+        assert!(message.contains("4201************30"), "{message}");
+    }
+
+    #[test]
+    fn xlsx_rows_map_like_csv_rows() {
+        use xlsx::testing::{TestCell, text, workbook};
+        let l = county_lines();
+        let cells = |line: &str| -> Vec<Option<TestCell>> {
+            csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes())
+                .records()
+                .next()
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|c| (!c.is_empty()).then(|| TestCell::Text(c.to_owned())))
+                .collect()
+        };
+        let mut with_error = cells(&l[3]);
+        with_error[14] = Some(TestCell::Error("#DIV/0!"));
+        let bytes = workbook(&[cells(&l[0]), cells(&l[1]), vec![], with_error]);
+        let report = prepare_file("p.xlsx", &bytes, "gc-county-credit", "penalty_csv");
+        assert_eq!(report.format, FileFormat::Xlsx);
+        assert_eq!(report.rows.len(), 2);
+        assert_eq!((report.rows[0].row, report.rows[0].outcome), (2, RecordStatus::Accepted));
+        assert_eq!(report.rows[0].routed_to, ["hb-credit"]);
+        // The same row as in the CSV file: the same document, the same message id.
+        let csv_report =
+            prepare_file("p.csv", &gb18030(&l[..2].join("\n")), "gc-county-credit", "penalty_csv");
+        assert_eq!(report.rows[0].message_id, csv_report.rows[0].message_id);
+        assert_eq!((report.rows[1].row, report.rows[1].outcome), (4, RecordStatus::Rejected));
+        assert!(report.rows[1].violations[0].message.contains("O4 #DIV/0!"));
+        assert_eq!(report.units_to_publish(), 1);
+    }
+
+    #[test]
+    fn a_bad_header_rejects_the_file_once() {
+        let text = "行政相对人名称,行政相对人名称\r\na,b\r\nc,d\r\n";
+        let report = prepare_file("p.csv", &gb18030(text), "gc-county-credit", "penalty_csv");
+        assert_eq!(report.rows.len(), 1);
+        assert_eq!((report.rows[0].row, report.rows[0].location.as_str()), (0, "file"));
+        assert!(report.rows[0].violations[0].message.contains("duplicate column name"));
+        assert_eq!(report.units_to_publish(), 0);
+        assert!(report.any_rejected());
+    }
+
+    #[test]
+    fn json_records_are_published_one_by_one() {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("adapters/fixtures/wh-ggzy/penalty-batch-one-bad/input.json"),
+        )
+        .unwrap();
+        let report = prepare_file("p.json", &bytes, "wh-ggzy", "penalty");
+        let outcomes: Vec<RecordStatus> = report.rows.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes[1], RecordStatus::Rejected);
+        assert_eq!(report.rows.iter().map(|r| r.row).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(report.units_to_publish(), 2);
+        let body: serde_json::Value = serde_json::from_slice(&report.units[0].body).unwrap();
+        assert!(body.is_object());
+    }
 }
