@@ -1256,7 +1256,7 @@ mod tests {
 
     #[test]
     fn xlsx_rows_map_like_csv_rows() {
-        use xlsx::testing::{TestCell, text, workbook};
+        use xlsx::testing::{TestCell, workbook};
         let l = county_lines();
         let cells = |line: &str| -> Vec<Option<TestCell>> {
             csv::ReaderBuilder::new()
