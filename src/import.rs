@@ -1000,6 +1000,7 @@ async fn publish_on(
     progress: &dyn Fn(usize),
 ) -> Result<(), ImportError> {
     let runtime = |e: broker::BrokerError| ImportError::Runtime(e.to_string());
+    check_topology(connection, &report.adapter).await?;
     let channel = broker::confirm_channel(connection).await.map_err(runtime)?;
     let timestamp = report.timestamp.as_second().max(0) as u64;
     let mut done = 0;
@@ -1023,13 +1024,10 @@ async fn publish_on(
                 broker::BrokerError::Returned { .. } => {
                     " (no queue is bound for it: start the gateway or run `credgate topology declare`)"
                 }
-                broker::BrokerError::Amqp(_) if e.to_string().contains("NOT_FOUND") => {
-                    " (the exchange credgate.in does not exist: start the gateway or run `credgate topology declare`)"
-                }
                 _ => "",
             };
             ImportError::Runtime(format!(
-                "publishing rows {}–{} of the file failed after {done} confirmed messages: {e}{hint}",
+                "publishing messages {}–{} failed after {done} confirmed messages: {e}{hint}",
                 start + 1,
                 end
             ))
@@ -1042,6 +1040,43 @@ async fn publish_on(
         done = end;
         progress(done);
     }
+    Ok(())
+}
+
+/// `credgate.in` and `credgate.in.<adapter>` exist (the gateway declared its topology), checked
+/// with passive declares on a throwaway channel (a failed one closes its channel).
+async fn check_topology(connection: &lapin::Connection, adapter: &str) -> Result<(), ImportError> {
+    use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let queue = broker::inbound_queue(adapter);
+    let missing = |what: String| {
+        ImportError::Runtime(format!(
+            "{what} does not exist on the broker: start the gateway (or run `credgate topology \
+             declare`) against this broker and vhost first; nothing was published"
+        ))
+    };
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| ImportError::Runtime(format!("cannot open a channel: {e}")))?;
+    channel
+        .exchange_declare(
+            broker::IN_EXCHANGE.into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|_| missing(format!("the exchange {}", broker::IN_EXCHANGE)))?;
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions { passive: true, durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|_| missing(format!("the queue {queue}")))?;
+    let _ = channel.close(200, "checked".into()).await;
     Ok(())
 }
 

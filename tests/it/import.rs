@@ -91,10 +91,16 @@ async fn import_publishes_valid_rows_and_reports_every_row() {
         let endpoints =
             BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
         let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 3);
+        let csv = sample("gc-county-credit-penalties.csv");
+        // Before any gateway declared the topology: nothing to publish to, exit 1.
+        let (code, report, stderr) = import(config.path(), &["--quiet", &csv]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("the exchange credgate.in does not exist"), "{stderr}");
+        assert_eq!(report["summary"]["published"], 0);
+
         let mut gateway = Gateway::spawn(&config);
         let admin = support::Admin::new(&config);
         let connection = support::connect(&broker, &vhost).await;
-        let csv = sample("gc-county-credit-penalties.csv");
 
         // Dry run: every row reported, as a spreadsheet numbers them; nothing published.
         let (code, dry, stderr) = import(config.path(), &["--dry-run", &csv]);
