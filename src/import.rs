@@ -256,6 +256,18 @@ pub fn prepare(
             config.adapters.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
+    let size = std::fs::metadata(file)
+        .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(usage(format!(
+            "{} is {size} bytes, over the import limit of {MAX_FILE_BYTES}; split the file",
+            file.display()
+        )));
+    }
+    let bytes =
+        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+
     let codec = format.codec();
     let doc_type = match request.doc_type {
         Some(doc_type) => {
@@ -294,30 +306,21 @@ pub fn prepare(
                         ext_name(format)
                     )));
                 }
-                several => {
-                    return Err(usage(format!(
-                        "adapter {} has several {codec} document types; choose one with \
-                         --doc-type ({})",
-                        adapter.id,
-                        several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    )));
-                }
+                several => match by_header(adapter, several, format, &bytes) {
+                    Some(doc_type) => doc_type,
+                    None => {
+                        return Err(usage(format!(
+                            "adapter {} has several {codec} document types and the file's \
+                             header row does not tell which; choose one with --doc-type ({})",
+                            adapter.id,
+                            several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                },
             }
         }
     };
     let doc = &adapter.inbound[&doc_type];
-
-    let size = std::fs::metadata(file)
-        .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?
-        .len();
-    if size > MAX_FILE_BYTES {
-        return Err(usage(format!(
-            "{} is {size} bytes, over the import limit of {MAX_FILE_BYTES}; split the file",
-            file.display()
-        )));
-    }
-    let bytes =
-        std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
 
     let mut report = ImportReport {
         file: file.to_owned(),
@@ -544,6 +547,47 @@ fn ext_name(format: FileFormat) -> &'static str {
         FileFormat::Xlsx => ".xlsx",
         FileFormat::Json => ".json",
         FileFormat::Xml => ".xml",
+    }
+}
+
+/// For a table file and several CSV document types: the one whose mapping consumes every
+/// column of the file's header row, when exactly one does.
+fn by_header(
+    adapter: &crate::config::Adapter,
+    candidates: &[&String],
+    format: FileFormat,
+    bytes: &[u8],
+) -> Option<String> {
+    let header_of = |doc: &crate::config::compile::InboundDoc| -> Option<Vec<String>> {
+        match format {
+            FileFormat::Csv => {
+                let text = decode::to_text(bytes, doc.decode.charset).ok()?;
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .delimiter(doc.decode.csv.delimiter)
+                    .from_reader(text.as_bytes());
+                let mut record = csv::StringRecord::new();
+                reader.read_record(&mut record).ok()?;
+                Some(record.iter().map(|c| c.trim().to_owned()).collect())
+            }
+            FileFormat::Xlsx => {
+                let sheet = xlsx::read_first_sheet(bytes, &xlsx::XlsxLimits::default()).ok()?;
+                Some(sheet.header.cells.iter().map(|c| c.trim().to_owned()).collect())
+            }
+            FileFormat::Json | FileFormat::Xml => None,
+        }
+    };
+    let mut fitting = candidates.iter().filter(|name| {
+        let doc = &adapter.inbound[name.as_str()];
+        header_of(doc).is_some_and(|header| {
+            !header.is_empty()
+                && header.iter().all(|column| column.is_empty() || doc.mapper.consumes(column))
+        })
+    });
+    match (fitting.next(), fitting.next()) {
+        (Some(one), None) => Some((*one).clone()),
+        _ => None,
     }
 }
 
@@ -1331,6 +1375,17 @@ mod tests {
         assert!(report.rows[0].violations[0].message.contains("duplicate column name"));
         assert_eq!(report.units_to_publish(), 0);
         assert!(report.any_rejected());
+    }
+
+    #[test]
+    fn the_header_row_picks_the_document_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.csv");
+        std::fs::write(&file, gb18030(&county_lines().join("\n"))).unwrap();
+        let request = ImportRequest { adapter: "gc-county-credit", doc_type: None, file: &file };
+        let report = prepare(&config(), &request, &|_, _| {}).unwrap();
+        assert_eq!(report.doc_type, "penalty_csv");
+        assert_eq!(report.routing_key, "gc-county-credit.penalty_csv");
     }
 
     #[test]

@@ -260,9 +260,15 @@ fn broker_unreachable_and_usage_errors() {
     let (code, stderr) = run(&["--adapter", "nope", &csv], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown adapter \"nope\""), "{stderr}");
-    // Two CSV document types: which one must be said.
-    let (code, stderr) = run(&["--adapter", ADAPTER, "--dry-run", &csv], &[]);
+    // Two CSV document types: the header row tells which (penalty_csv); where it does not,
+    // --doc-type must say.
+    let (code, stderr) = run(&["--adapter", ADAPTER, "--dry-run", "--quiet", &csv], &[]);
+    assert_eq!(code, 3, "the sample's row 3 is invalid: {stderr}");
+    let unknown = dir.path().join("unknown-columns.csv");
+    std::fs::write(&unknown, "名称,金额\n甲,1\n").unwrap();
+    let (code, stderr) = run(&["--adapter", ADAPTER, "--dry-run", unknown.to_str().unwrap()], &[]);
     assert_eq!(code, 2);
+    assert!(stderr.contains("header row does not tell which"), "{stderr}");
     assert!(stderr.contains("--doc-type (license_csv, penalty_csv)"), "{stderr}");
     let pdf = dir.path().join("penalties.pdf");
     std::fs::write(&pdf, b"%PDF").unwrap();
