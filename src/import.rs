@@ -727,7 +727,7 @@ impl ImportReport {
 /// with one record key are two versions of that record.
 fn flag_repeats(report: &mut ImportReport) {
     let mut first_by_id: HashMap<String, usize> = HashMap::new();
-    let mut duplicate_units = Vec::new();
+    let mut duplicate_units = std::collections::HashSet::new();
     for (u, unit) in report.units.iter().enumerate() {
         if report.format == FileFormat::Xml {
             break;
@@ -735,22 +735,24 @@ fn flag_repeats(report: &mut ImportReport) {
         let Some(&index) = unit.rows.first() else { continue };
         match first_by_id.get(&unit.message_id) {
             Some(&first) => {
-                let first_row = report.rows[first].row;
+                let first_location = report.rows[first].location.clone();
                 let row = &mut report.rows[index];
                 row.violations.push(warning(
                     "IMPORT-DUPLICATE",
-                    format!("与第 {first_row} 行内容完全相同，只发布一次"),
+                    format!("与 {first_location} 内容完全相同，只发布一次"),
                 ));
-                duplicate_units.push(u);
+                duplicate_units.insert(u);
             }
             None => {
                 first_by_id.insert(unit.message_id.clone(), index);
             }
         }
     }
-    for u in duplicate_units.into_iter().rev() {
-        report.units.remove(u);
-    }
+    let mut u = 0;
+    report.units.retain(|_| {
+        u += 1;
+        !duplicate_units.contains(&(u - 1))
+    });
     let mut first_by_key: HashMap<String, usize> = HashMap::new();
     for index in 0..report.rows.len() {
         let row = &report.rows[index];
@@ -1320,7 +1322,7 @@ mod tests {
             ]
         );
         assert_eq!(report.rows[1].violations[0].rule, "IMPORT-DUPLICATE");
-        assert!(report.rows[1].violations[0].message.contains("第 2 行"));
+        assert!(report.rows[1].violations[0].message.contains("与 row 2 内容完全相同"));
         assert_eq!(report.rows[2].violations[0].rule, "IMPORT-REPEATED-KEY");
         assert_eq!(report.rows[0].message_id, report.rows[1].message_id);
         // The duplicate is published once; the rejected row not at all.
