@@ -986,9 +986,18 @@ pub fn broker_uri(config: &CompiledConfig) -> Result<String, ImportError> {
     Ok(broker::amqp_uri(&amqp.url, &amqp.username, password.as_deref(), amqp.heartbeat_secs))
 }
 
+/// What [`publish`] reports while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Messages confirmed by the broker so far.
+    Confirmed(usize),
+    /// With `--wait`: receipts matched so far.
+    Receipts { received: usize, expected: usize },
+}
+
 /// Publishes the report's valid documents to `credgate.in` in confirmed batches, marking
-/// each row published once its batch was confirmed; `progress` is called with the number of
-/// messages confirmed so far.
+/// each row published once its batch was confirmed, then, with `wait`, takes the gateway's
+/// receipts; `progress` is told the messages confirmed and receipts matched so far.
 ///
 /// # Errors
 ///
@@ -1001,7 +1010,7 @@ pub async fn publish(
     report: &mut ImportReport,
     batch: usize,
     wait: Option<std::time::Duration>,
-    progress: &dyn Fn(usize),
+    progress: &dyn Fn(Progress),
 ) -> Result<(), ImportError> {
     report.dry_run = false;
     if report.units.is_empty() {
@@ -1032,7 +1041,7 @@ pub async fn publish(
     };
     let mut result = publish_on(&connection, report, batch.max(1), progress).await;
     if let (Some(wait), Some(listener), Ok(())) = (wait, listener, &result) {
-        result = collect_receipts(report, listener, wait).await;
+        result = collect_receipts(report, listener, wait, progress).await;
     }
     let _ = connection.close(200, "import done".into()).await;
     report.recount();
@@ -1043,7 +1052,7 @@ async fn publish_on(
     connection: &lapin::Connection,
     report: &mut ImportReport,
     batch: usize,
-    progress: &dyn Fn(usize),
+    progress: &dyn Fn(Progress),
 ) -> Result<(), ImportError> {
     let runtime = |e: broker::BrokerError| ImportError::Runtime(e.to_string());
     check_topology(connection, &report.adapter).await?;
@@ -1084,7 +1093,7 @@ async fn publish_on(
             }
         }
         done = end;
-        progress(done);
+        progress(Progress::Confirmed(done));
     }
     Ok(())
 }
@@ -1172,6 +1181,7 @@ async fn collect_receipts(
     report: &mut ImportReport,
     mut consumer: lapin::Consumer,
     wait: std::time::Duration,
+    progress: &dyn Fn(Progress),
 ) -> Result<(), ImportError> {
     use futures_util::StreamExt;
     let mut pending: HashMap<String, usize> = report
@@ -1182,6 +1192,8 @@ async fn collect_receipts(
         .map(|(n, u)| (u.message_id.clone(), n))
         .collect();
     let mut counts = ReceiptCounts::default();
+    let expected = pending.len();
+    progress(Progress::Receipts { received: 0, expected });
     let deadline = tokio::time::Instant::now() + wait;
     while !pending.is_empty() {
         let next = match tokio::time::timeout_at(deadline, consumer.next()).await {
@@ -1193,6 +1205,7 @@ async fn collect_receipts(
         };
         let Ok(receipt) = serde_json::from_slice::<Receipt>(&next.data) else { continue };
         let Some(unit) = pending.remove(&receipt.message_id) else { continue };
+        progress(Progress::Receipts { received: expected - pending.len(), expected });
         match receipt.status {
             ReceiptStatus::Accepted => counts.accepted += 1,
             ReceiptStatus::AcceptedWithWarnings => counts.accepted_with_warnings += 1,

@@ -87,7 +87,17 @@ pub(super) fn import(cli: &Cli, args: &ImportArgs) -> ExitCode {
             Err(code) => return code,
         };
         let bar = progress_bar(report.units_to_publish() as u64, args.quiet, "publishing");
-        let progress = |n: usize| bar.set_position(n as u64);
+        let progress = |p: import::Progress| match p {
+            import::Progress::Confirmed(n) => bar.set_position(n as u64),
+            import::Progress::Receipts { received, expected } => {
+                if received == 0 {
+                    bar.reset();
+                    bar.set_style(style("  receipts", "receipts"));
+                    bar.set_length(expected as u64);
+                }
+                bar.set_position(received as u64);
+            }
+        };
         let wait = args.wait.map(std::time::Duration::from_secs);
         failure =
             rt.block_on(import::publish(&config, &mut report, args.batch, wait, &progress)).err();
@@ -126,12 +136,16 @@ fn progress_bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let unit = if what == "publishing" { "messages" } else { "rows" };
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{what:>10} {{bar:40.cyan/blue}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
-    )) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    bar.set_style(style(what, unit));
     bar
+}
+
+fn style(what: &str, unit: &str) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{what:>10} {{bar:40.cyan/blue}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
+    ))
+    .map(|style| style.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn outcome(status: RecordStatus) -> &'static str {
