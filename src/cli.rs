@@ -11,6 +11,7 @@ use crate::config::{CompiledConfig, LoadOptions};
 use crate::fixtures::{self, CaseOutcome};
 use crate::pipeline::{self, Inbound, RecordStatus};
 
+mod import;
 mod ops;
 
 #[derive(Debug, Parser)]
@@ -95,6 +96,9 @@ pub enum Command {
     /// The operator audit log.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
+    /// Batch ingest of a file (.csv, .xlsx, .json, .xml): checks every row offline, prints a
+    /// per-row report and publishes the valid rows into the gateway as the platform would.
+    Import(import::ImportArgs),
     /// Compliance scorecard per day, source organisation and catalog item.
     Scorecard {
         /// First day (YYYY-MM-DD); default 30 days before --to.
@@ -130,6 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dlq(command) => ops::dlq(&cli, command),
         Command::Destinations(command) => ops::destinations(&cli, command),
         Command::Audit(command) => ops::audit(&cli, command),
+        Command::Import(args) => import::import(&cli, args),
         Command::Scorecard { from, to, csv } => {
             ops::scorecard(&cli, from.as_deref(), to.as_deref(), *csv)
         }

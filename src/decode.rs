@@ -359,7 +359,7 @@ const GB18030_BOM: &[u8] = b"\x84\x31\x95\x33";
 
 /// Turns the raw bytes into text, borrowing when the input already is UTF-8 (the common case)
 /// and rejecting malformed bytes instead of replacing them.
-fn to_text(bytes: &[u8], charset: Option<Charset>) -> Result<Cow<'_, str>, DecodeError> {
+pub fn to_text(bytes: &[u8], charset: Option<Charset>) -> Result<Cow<'_, str>, DecodeError> {
     let has_utf8_bom = bytes.starts_with(UTF8_BOM);
     match charset {
         None | Some(Charset::Utf8) => {

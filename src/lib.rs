@@ -14,6 +14,7 @@ pub mod domain;
 pub mod encode;
 mod fasthash;
 pub mod fixtures;
+pub mod import;
 pub mod lifecycle;
 pub mod map;
 pub mod pipeline;

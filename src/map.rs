@@ -252,6 +252,11 @@ impl Mapper {
         })
     }
 
+    /// Whether the mapping consumes the source field `name` (a CSV column, a JSON key).
+    pub fn consumes(&self, name: &str) -> bool {
+        self.sources.contains_key(name)
+    }
+
     /// Maps one document.
     pub fn map(&self, doc: &Document) -> Mapped {
         // Sized for every mapped field up front: growing the map rehashes every key so far.

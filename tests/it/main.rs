@@ -13,6 +13,7 @@ mod config_and_fixtures;
 mod console_ui;
 mod end_to_end;
 mod faults;
+mod import;
 mod instances;
 mod lifecycle_e2e;
 mod penalty_life;
