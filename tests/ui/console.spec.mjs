@@ -91,6 +91,11 @@ try {
   assert.ok(timeline.includes(MASKED_ID), 'the ID number is shown masked');
   assert.ok(!timeline.includes(PERSON_ID), 'the ID number must not be shown to an operator');
   assert.ok(timeline.includes('死信'), 'the refused copies show as dead letters');
+  // Each record's lifecycle: its publicity window and the 双公示 deadline (decided 2026-09-28,
+  // never delivered: breached).
+  assert.equal(await page.locator('#timeline-result table.lifecycle').count(), 2, 'a lifecycle panel per record');
+  const deadline = await page.textContent('#timeline-result table.lifecycle tr[data-deadline="double_publicity"]');
+  assert.ok(deadline.includes('双公示') && deadline.includes('逾期'), `双公示 deadline shown breached: ${deadline}`);
   await shot(page, '03-timeline-operator');
   step('timeline found by USCC, ID masked');
 
