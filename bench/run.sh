@@ -19,6 +19,10 @@
 #   KEEP=1             keep the temp dir (broker and credgate logs)
 #   STORE_LINEAGE=0    store keeps dedup keys only (no lineage rows): the store-cost baseline
 #   PERF=1             perf-record credgate during its drain → bench/results/credgate-perf.txt
+#   CEILING=0          skip (a) and the ceiling's latency (credgate only, for A/B runs)
+#   LATENCY=0          skip the credgate latency test (c)
+#   CREDGATE_BIN=path  run this credgate binary instead of the built one (A/B of two builds)
+#   RESULTS=path       where the report goes (bench/results/latest.md)
 set -euo pipefail
 
 N=${N:-50000}
@@ -36,7 +40,7 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
 NODE="credgate-bench-$$@localhost"
 AMQP="amqp://guest:guest@127.0.0.1:$PORT/%2f"
-RESULTS="$ROOT/bench/results/latest.md"
+RESULTS="${RESULTS:-$ROOT/bench/results/latest.md}"
 T0=$(date +%s)
 
 log() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -146,7 +150,8 @@ export CREDGATE_TELEMETRY__LOG_LEVEL=warn
 # STORE_LINEAGE=0: dedup keys only, no lineage rows (what the lineage store costs).
 export CREDGATE_STORE__LINEAGE="${STORE_LINEAGE:-true}"
 [[ "$CREDGATE_STORE__LINEAGE" == 0 ]] && CREDGATE_STORE__LINEAGE=false
-CG=("$BIN/credgate" --config "$ROOT/bench/config")
+[[ "$CREDGATE_STORE__LINEAGE" == 1 ]] && CREDGATE_STORE__LINEAGE=true
+CG=("${CREDGATE_BIN:-$BIN/credgate}" --config "$ROOT/bench/config")
 CG_IN=credgate.in.bench-json
 CG_OUT=credgate.out.bench-sink
 declare -A CG_RATE CG_CPU CG_CORES CG_HWM CG_ERRORS CG_CS CEIL_CS CG_BCPU CEIL_BCPU
@@ -204,7 +209,7 @@ credgate_runs() {
         log "  → ${CG_RATE[$pf]} msg/s, ${CG_CPU[$pf]} µs CPU/msg (${CG_CORES[$pf]} cores, ${CG_CS[$pf]} ctx switches/msg; broker ${CG_BCPU[$pf]} µs/msg), VmHWM ${CG_HWM[$pf]} KiB"
         sleep 1
         CHECK[$pf]=$(C depth "$CG_IN" "$CG_OUT" credgate.receipts.bench-json credgate.rejected.bench-json credgate.dlq._unmatched | tr '\n' ' ')
-        if [[ $pf == "$first" ]]; then
+        if [[ $pf == "$first" && "${LATENCY:-}" != 0 ]]; then
             purge "$CG_OUT"
             log "  latency: credgate (prefetch $pf), $LAT_RATE msg/s for $LAT_SECS s"
             LAT[credgate]=$(C latency --exchange credgate.in --key bench-json.penalty --out "$CG_OUT" \
@@ -225,6 +230,7 @@ CG_HWM_END=""
 
 # ---------------------------------------------------------------- the run
 B0=$(broker_cpu)
+[[ "${CEILING:-}" == 0 ]] && QUEUE_TYPES=""
 for qt in $QUEUE_TYPES; do
     log "(a) ceiling on $qt queues"
     for pf in $PREFETCHES; do

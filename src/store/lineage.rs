@@ -281,17 +281,62 @@ async fn index_key(conn: Conn<'_>) -> Result<String, sqlx::Error> {
 /// What the index holds for a value: the keyed hash for persons and companies, else the
 /// normalised value itself.
 fn index_value(key: &str, kind: IndexKind, normalised: &str) -> String {
-    if !kind.hashed() {
-        return normalised.to_owned();
+    IndexHasher::new(key).value(kind, normalised)
+}
+
+/// `index_value` with the key set up once for many values (HMAC keying hashes the key).
+struct IndexHasher(Option<hmac::Hmac<sha2::Sha256>>);
+
+impl IndexHasher {
+    fn new(key: &str) -> IndexHasher {
+        // HMAC accepts keys of any length: `None` cannot happen.
+        IndexHasher(hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).ok())
     }
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) else {
-        // HMAC accepts keys of any length; this branch cannot be taken.
-        return String::new();
-    };
-    mac.update(kind.as_str().as_bytes());
-    mac.update(b":");
-    mac.update(normalised.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+
+    fn value(&self, kind: IndexKind, normalised: &str) -> String {
+        if !kind.hashed() {
+            return normalised.to_owned();
+        }
+        let Some(keyed) = &self.0 else { return String::new() };
+        let mut mac = keyed.clone();
+        mac.update(kind.as_str().as_bytes());
+        mac.update(b":");
+        mac.update(normalised.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// The index rows of one record: one per distinct (kind, value), with every field it was
+/// found in (`authority_uscc,source_org_uscc`), so a value named twice costs one row.
+fn index_rows(entries: &[IndexEntry]) -> Vec<(IndexKind, &str, String)> {
+    let mut rows: Vec<(IndexKind, &str, String)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match rows.iter_mut().find(|(k, v, _)| *k == entry.kind && *v == entry.value) {
+            Some((_, _, fields)) => {
+                fields.push(FIELD_SEPARATOR);
+                fields.push_str(&entry.field);
+            }
+            None => rows.push((entry.kind, &entry.value, entry.field.clone())),
+        }
+    }
+    rows
+}
+
+/// Separates the fields of one index row; field names are catalog names (`[a-z0-9_.]`).
+const FIELD_SEPARATOR: char = ',';
+
+/// Splits `items` into chunks of `max`, the rest into chunks of decreasing powers of two, so a
+/// multi-row INSERT has one of a few shapes and its prepared statement stays cached.
+pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = if rest.len() >= max { max } else { 1 << rest.len().ilog2() };
+        let (head, tail) = rest.split_at(n);
+        out.push(head);
+        rest = tail;
+    }
+    out
 }
 
 /// Rows per multi-row INSERT: a batch of records costs a handful of statements instead of
@@ -312,12 +357,20 @@ pub(super) async fn commit_records<T: Tx>(
     } else {
         String::new()
     };
-    let index: Vec<(&RecordLineage, &IndexEntry)> =
-        records.iter().flat_map(|w| w.index.iter().map(move |e| (*w, e))).collect();
+    let hasher = IndexHasher::new(&key);
+    let index: Vec<(&RecordLineage, IndexKind, String, String)> = records
+        .iter()
+        .flat_map(|w| {
+            index_rows(&w.index)
+                .into_iter()
+                .map(|(kind, value, fields)| (*w, kind, hasher.value(kind, value), fields))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let copies: Vec<(&RecordLineage, &RoutedCopy)> =
         records.iter().flat_map(|w| w.copies.iter().map(move |c| (*w, c))).collect();
     on_conn!(tx.conn(), c => {
-        for chunk in records.chunks(ROWS_PER_INSERT) {
+        for chunk in shaped_chunks(records, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) ");
             q.push_values(chunk, |mut row, w| {
                 row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
@@ -327,22 +380,24 @@ pub(super) async fn commit_records<T: Tx>(
             q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
-        for chunk in index.chunks(ROWS_PER_INSERT) {
+        // No conflict target: the primary key differs between the backends (0005), and it is
+        // the only unique constraint of either table.
+        for chunk in shaped_chunks(&index, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, field, message_id, record_index, record_key) ");
-            q.push_values(chunk, |mut row, (w, entry)| {
-                row.push_bind(entry.kind.as_str()).push_bind(index_value(&key, entry.kind, &entry.value)).push_bind(&entry.field)
+            q.push_values(chunk, |mut row, (w, kind, value, fields)| {
+                row.push_bind(kind.as_str()).push_bind(value).push_bind(fields)
                     .push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key);
             });
-            q.push(" ON CONFLICT (kind, value, message_id, record_index, field) DO NOTHING");
+            q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
-        for chunk in copies.chunks(ROWS_PER_INSERT) {
+        for chunk in shaped_chunks(&copies, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
             q.push_values(chunk, |mut row, (w, copy)| {
                 row.push_bind(&copy.idempotency_key).push_bind(&w.message_id).push_bind(w.record_index).push_bind(&copy.destination)
                     .push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.received_at);
             });
-            q.push(" ON CONFLICT (idempotency_key, message_id) DO NOTHING");
+            q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
         Ok(())
@@ -497,12 +552,14 @@ impl Store {
         let sql = "SELECT record_key, field FROM record_index WHERE kind = $1 AND value = $2 ORDER BY record_key, field";
         let rows: Vec<(String, String)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(kind.as_str()).bind(value).fetch_all(p).await?);
         let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (key, field) in rows {
+        for (key, fields) in rows {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             if keys.len() >= limit && !keys.contains_key(&key) {
                 continue;
             }
-            keys.entry(key).or_default().insert(field);
+            // A row names every field the value was found in (0005); older rows name one.
+            let entry = keys.entry(key).or_default();
+            entry.extend(fields.split(FIELD_SEPARATOR).map(str::to_owned));
         }
         Ok(keys.into_iter().map(|(k, f)| (k, f.into_iter().collect())).collect())
     }
@@ -675,6 +732,49 @@ mod tests {
         );
         // Debug output of an entry never carries the value.
         assert!(!format!("{entries:?}").contains("420111198501011234"));
+    }
+
+    #[test]
+    fn one_index_row_per_distinct_value_naming_every_field() {
+        let entry = |kind, field: &str, value: &str| IndexEntry {
+            kind,
+            field: field.into(),
+            value: value.into(),
+        };
+        let entries = vec![
+            entry(IndexKind::Uscc, "authority_uscc", "A"),
+            entry(IndexKind::Uscc, "source_org_uscc", "A"),
+            entry(IndexKind::Uscc, "subject_uscc", "B"),
+            entry(IndexKind::DocNo, "decision_doc_no", "A"),
+        ];
+        assert_eq!(
+            index_rows(&entries).iter().map(|(k, v, f)| (*k, *v, f.clone())).collect::<Vec<_>>(),
+            vec![
+                (IndexKind::Uscc, "A", "authority_uscc,source_org_uscc".to_owned()),
+                (IndexKind::Uscc, "B", "subject_uscc".to_owned()),
+                (IndexKind::DocNo, "A", "decision_doc_no".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn chunks_come_in_few_shapes() {
+        let items: Vec<usize> = (0..250).collect();
+        let sizes: Vec<usize> = shaped_chunks(&items, 64).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 64, 64, 32, 16, 8, 2]);
+        assert_eq!(sizes.iter().sum::<usize>(), 250);
+        assert!(shaped_chunks::<usize>(&[], 64).is_empty());
+        let flat: Vec<usize> = shaped_chunks(&items, 64).concat();
+        assert_eq!(flat, items);
+    }
+
+    #[test]
+    fn hasher_matches_index_value() {
+        let hasher = IndexHasher::new("k1");
+        assert_eq!(
+            hasher.value(IndexKind::Uscc, "91420100MA4P7Q8R8N"),
+            index_value("k1", IndexKind::Uscc, "91420100MA4P7Q8R8N")
+        );
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! `credgate-store-bench`: what ingest's store commit costs per message, with and without the
+//! lineage (issue 5), without the broker.
+//!
+//! The §7.1 penalty is processed `--n` times with distinct message ids and receive times
+//! (untimed), then committed through `Store::write_all` the way `ingest_batch` does it: per
+//! batch of `--batch` documents the lineage writes (`lineage_writes`, when on) and the dedup
+//! rows, one `write_all` per batch, `--tasks` batches in flight at once. Reported per message:
+//! wall time and process CPU time (utime + stime from `/proc/self/stat`, every thread, so the
+//! SQLite worker is in). `--mode off|on|both` (both: off, on, off, on, each on a fresh store).
+//!
+//! ```text
+//! cargo run --release --bin credgate-store-bench -- --n 20000 --batch 250 --mode both
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use credgate::config::{CompiledConfig, LoadOptions};
+use credgate::pipeline::{self, Inbound, Processed, Receipt};
+use credgate::store::{Store, Write};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SAMPLE_JSON: &str = include_str!("samples/penalty-7.1.json");
+
+#[derive(Debug)]
+struct Args {
+    config: PathBuf,
+    n: usize,
+    batch: usize,
+    tasks: usize,
+    mode: String,
+    url: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        config: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/config"),
+        n: 20_000,
+        batch: 250,
+        tasks: 2,
+        mode: "both".into(),
+        url: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--config" => args.config = value()?.into(),
+            "--n" => args.n = value()?.parse()?,
+            "--batch" => args.batch = value()?.parse()?,
+            "--tasks" => args.tasks = value()?.parse()?,
+            "--mode" => args.mode = value()?,
+            "--url" => args.url = Some(value()?),
+            other => bail!(
+                "unknown argument {other} (--config DIR --n N --batch B --tasks T --mode off|on|both --url URL)"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+/// CPU seconds of this process so far (all threads).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 14th field.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Doc {
+    message_id: String,
+    processed: Processed,
+    receipt: Receipt,
+    receipt_json: String,
+}
+
+fn prepare(config: &CompiledConfig, n: usize) -> Vec<Doc> {
+    let start: jiff::Timestamp = "2026-09-30T02:00:00Z".parse().unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let message_id = format!("store-bench-{i:08}");
+            let received_at = start
+                .checked_add(jiff::SignedDuration::from_millis(i64::try_from(i).unwrap_or(0)))
+                .unwrap_or(start);
+            let inbound = inbound(&message_id, received_at);
+            let processed = pipeline::process(config, &inbound);
+            let receipt = processed.receipt(&inbound);
+            let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
+            Doc { message_id, processed, receipt, receipt_json }
+        })
+        .collect()
+}
+
+fn inbound(message_id: &str, received_at: jiff::Timestamp) -> Inbound<'_> {
+    Inbound {
+        adapter: "bench-json",
+        doc_type: "penalty",
+        body: SAMPLE_JSON.as_bytes(),
+        content_type: Some("application/json"),
+        message_id,
+        correlation_id: None,
+        received_at,
+        source_timestamp: None,
+    }
+}
+
+/// What ingest hands to the store for one batch.
+fn rows(docs: &[Doc], lineage: bool) -> Vec<Write> {
+    let mut rows = Vec::with_capacity(docs.len() * 2);
+    for doc in docs {
+        if lineage {
+            let inbound = inbound(&doc.message_id, jiff::Timestamp::UNIX_EPOCH);
+            rows.extend(credgate::store::lineage::lineage_writes(
+                &inbound,
+                &doc.processed,
+                &doc.receipt,
+            ));
+        }
+        rows.push(Write::Message {
+            message_id: doc.message_id.clone(),
+            adapter: "bench-json".into(),
+            doc_type: "penalty".into(),
+            status: "accepted".into(),
+            receipt: doc.receipt_json.clone(),
+            received_at: doc.receipt.received_at.clone(),
+        });
+    }
+    rows
+}
+
+async fn run_once(args: &Args, docs: &std::sync::Arc<Vec<Doc>>, lineage: bool) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "credgate-store-bench-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let url = args.url.clone().unwrap_or_else(|| "sqlite://bench.db".into());
+    let store = Store::open(&url, &dir).await?;
+    let cpu0 = cpu_secs();
+    let t0 = Instant::now();
+    let batches: Vec<(usize, usize)> = (0..docs.len())
+        .step_by(args.batch)
+        .map(|s| (s, (s + args.batch).min(docs.len())))
+        .collect();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let batches = std::sync::Arc::new(batches);
+    let mut tasks = Vec::new();
+    for _ in 0..args.tasks.max(1) {
+        let (store, docs, next, batches) =
+            (store.clone(), docs.clone(), next.clone(), batches.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(s, e)) = batches.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                store.write_all(rows(&docs[s..e], lineage)).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    #[allow(clippy::cast_precision_loss)]
+    let n = docs.len() as f64;
+    println!(
+        "lineage={} n={} batch={} tasks={} wall_us_per_msg={:.1} cpu_us_per_msg={:.1} msg_per_s={:.0}",
+        if lineage { "on" } else { "off" },
+        docs.len(),
+        args.batch,
+        args.tasks,
+        wall * 1e6 / n,
+        cpu * 1e6 / n,
+        n / wall
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let config = CompiledConfig::load(&args.config, &LoadOptions { resolve_secrets: false })
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let docs = std::sync::Arc::new(prepare(&config, args.n));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let modes: Vec<bool> = match args.mode.as_str() {
+        "off" => vec![false],
+        "on" => vec![true],
+        "both" => vec![false, true, false, true],
+        other => bail!("--mode {other}: off, on or both"),
+    };
+    for lineage in modes {
+        runtime.block_on(run_once(&args, &docs, lineage))?;
+    }
+    Ok(())
+}
