@@ -54,7 +54,8 @@ pub struct Known {
     pub list: DishonestList,
     /// Publicised penalties of the subjects of the bids being checked.
     pub penalties: Vec<PublicisedPenalty>,
-    /// Stored objections by `objection_id` (only those named by the batch's objections).
+    /// Stored objections by `objection_id`: those named by the batch's objections and every
+    /// other one on their targets.
     pub disputes: BTreeMap<String, Dispute>,
 }
 

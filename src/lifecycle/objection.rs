@@ -168,6 +168,26 @@ pub fn on_objection(
     let held_after = dispute.holds(hold);
     moved.insert(objection_id.to_owned(), dispute.clone());
     step.disputes.push(DisputeRow { dispute: dispute.clone(), holding: held_after });
+    // Another open objection on the same record: the record is held already, and stays held
+    // after this one ends; only the last one to end releases it. A withdrawal (撤销) of the
+    // record ends every hold at once.
+    let retracted = matches!(dispute.state, DisputeState::Resolved(Outcome::Retract));
+    let held_by_another = !retracted
+        && known
+            .disputes
+            .values()
+            .filter(|d| !moved.contains_key(&d.objection_id))
+            .chain(moved.values())
+            .any(|d| {
+                d.target_record_key == target_key && d.objection_id != objection_id && d.holds(hold)
+            });
+    if held_by_another {
+        step.notes.push(format!(
+            "{target_key}: objection {objection_id} is now {}; another open objection holds the record",
+            dispute.state.label()
+        ));
+        return;
+    }
     match (held_before, held_after) {
         (false, true) => hold_start(config, &dispute, &latest, &holders, step),
         (true, false) => {

@@ -65,7 +65,10 @@ pub async fn lookups(state: &AppState, needs: &Needs) -> Result<Known, StoreErro
         known.targets.insert(key.clone(), Target { latest, holders });
     }
     if !needs.objections.is_empty() {
-        known.disputes = state.store.disputes_by_id(&needs.objections).await?;
+        // The batch's objections, and every other objection on their targets (a record stays
+        // held while any of them holds it).
+        known.disputes = state.store.disputes_on(&needs.targets).await?;
+        known.disputes.extend(state.store.disputes_by_id(&needs.objections).await?);
     }
     if needs.list {
         known.list = state.store.dishonest_list().await?;

@@ -298,6 +298,29 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored objection against any of these records, by id.
+    ///
+    /// # Errors
+    ///
+    /// A query failed.
+    pub async fn disputes_on(
+        &self,
+        record_keys: impl IntoIterator<Item = &String>,
+    ) -> Result<std::collections::BTreeMap<String, Dispute>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for key in record_keys {
+            let sql = "SELECT dispute FROM disputes WHERE target_record_key = $1";
+            let rows: Vec<(String,)> =
+                on_pool!(&self.pool, p => sqlx::query_as(sql).bind(key).fetch_all(p).await?);
+            for dispute in
+                rows.iter().filter_map(|(json,)| serde_json::from_str::<Dispute>(json).ok())
+            {
+                out.insert(dispute.objection_id.clone(), dispute);
+            }
+        }
+        Ok(out)
+    }
+
     /// The objections against a record, oldest first.
     ///
     /// # Errors
