@@ -119,6 +119,32 @@ impl CanonicalRecord {
         self.get_str("record_version")
     }
 
+    /// `serde_json::to_string(&self.to_json())`, the same bytes, without building the merged
+    /// map first (lineage stores this for every accepted record): envelope keys in their order,
+    /// a field of the same name supplying the value, then the other fields.
+    pub fn to_json_string(&self) -> String {
+        struct Flat<'a>(&'a CanonicalRecord);
+        impl Serialize for Flat<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let CanonicalRecord { envelope, fields } = self.0;
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in envelope {
+                    map.serialize_entry(k, fields.get(k).unwrap_or(v))?;
+                }
+                for (k, v) in fields.iter().filter(|(k, _)| !envelope.contains_key(*k)) {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        let mut out = Vec::with_capacity(2048);
+        if serde_json::to_writer(&mut out, &Flat(self)).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     /// The flat JSON of contract §3.
     pub fn to_json(&self) -> Value {
         let mut flat = self.envelope.clone();
@@ -516,6 +542,26 @@ impl Processed {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_string_is_the_flat_json() {
+        let map = |v: Value| v.as_object().unwrap().clone();
+        let record = CanonicalRecord {
+            envelope: map(serde_json::json!({
+                "record_key": "k", "source_org_uscc": "envelope", "catalog_item": "admin_penalty",
+                "note": "引号\"与\n换行"
+            })),
+            fields: map(serde_json::json!({
+                "subject_name": "某公司", "source_org_uscc": "field", "amount": 1.5,
+                "candidates": [{"uscc": "X", "rank": 1}], "empty": null
+            })),
+        };
+        let expected = serde_json::to_string(&record.to_json()).unwrap();
+        assert_eq!(record.to_json_string(), expected);
+        assert!(expected.starts_with(r#"{"record_key":"k","source_org_uscc":"field","#));
+        let empty = CanonicalRecord { envelope: Map::new(), fields: Map::new() };
+        assert_eq!(empty.to_json_string(), "{}");
+    }
 
     #[test]
     fn rfc3339_matches_strftime() {

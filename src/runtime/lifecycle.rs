@@ -117,7 +117,7 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             operation: record.get_str("operation").to_owned(),
             status: "accepted".to_owned(),
             raw_sha256: record.get_str("raw_sha256").to_owned(),
-            canonical: serde_json::to_string(&record.to_json()).unwrap_or_default(),
+            canonical: record.to_json_string(),
             received_at: at.to_owned(),
             index: index_entries(&record.fields),
             copies: g

@@ -179,7 +179,7 @@ pub fn lineage_writes(
             operation: canonical.get_str("operation").to_owned(),
             status: record_status(record.status).to_owned(),
             raw_sha256: processed.raw_sha256.clone(),
-            canonical: serde_json::to_string(&canonical.to_json()).unwrap_or_default(),
+            canonical: canonical.to_json_string(),
             received_at: receipt.received_at.clone(),
             index: index_entries(&canonical.fields),
             copies: record
