@@ -137,6 +137,11 @@ pub struct LifecycleSection {
     /// Seconds between ticks of the lifecycle timers (publicity expiry); default 60.
     #[serde(default = "default_timer_interval")]
     pub timer_interval_secs: u64,
+    /// Seconds between runs of the deadline clock (gauge and alerts); default 600. Each run
+    /// reads every 双公示 copy of the last 120 days from the store, and deadlines are counted
+    /// in days, so a few minutes' delay in an alert costs nothing and saves the store.
+    #[serde(default = "default_deadline_interval")]
+    pub deadline_interval_secs: u64,
     /// Optional webhook (HTTP POST, JSON) told of every reporting obligation that becomes
     /// at-risk or breached (they are always logged).
     #[serde(default)]
@@ -147,6 +152,10 @@ fn default_timer_interval() -> u64 {
     60
 }
 
+fn default_deadline_interval() -> u64 {
+    600
+}
+
 impl Default for LifecycleSection {
     fn default() -> Self {
         LifecycleSection {
@@ -155,6 +164,7 @@ impl Default for LifecycleSection {
             bid_warning: None,
             test_clock: false,
             timer_interval_secs: default_timer_interval(),
+            deadline_interval_secs: default_deadline_interval(),
             deadline_webhook: None,
         }
     }

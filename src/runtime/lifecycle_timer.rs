@@ -30,6 +30,9 @@ pub async fn run(state: Arc<AppState>, session: CancellationToken) {
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let every = Duration::from_secs(state.config.process.lifecycle.timer_interval_secs.max(1));
     let mut clock = DeadlineClock::default();
+    let deadline_every =
+        Duration::from_secs(state.config.process.lifecycle.deadline_interval_secs.max(1));
+    let mut deadline_due = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = session.cancelled() => return,
@@ -40,8 +43,11 @@ pub async fn run(state: Arc<AppState>, session: CancellationToken) {
             Ok(n) => info!(records = n, "Publicity ended; stop-publicity retractions emitted."),
             Err(error) => warn!(%error, "Publicity timer tick failed; retrying next tick."),
         }
-        if let Err(error) = clock.tick(&state).await {
-            warn!(%error, "Deadline clock tick failed; retrying next tick.");
+        if tokio::time::Instant::now() >= deadline_due {
+            deadline_due = tokio::time::Instant::now() + deadline_every;
+            if let Err(error) = clock.tick(&state).await {
+                warn!(%error, "Deadline clock tick failed; retrying next tick.");
+            }
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) fn lifecycle_sections(webhook: &str) -> String {
         std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
     let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
     format!(
-        "\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\ndeadline_webhook = \"{webhook}\"\n\n{}",
+        "\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\ndeadline_interval_secs = 1\ndeadline_webhook = \"{webhook}\"\n\n{}",
         &shipped[start..]
     )
 }
