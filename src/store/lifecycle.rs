@@ -501,7 +501,9 @@ impl Store {
         key: Option<&str>,
         since: &str,
     ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
-        let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM routed_copies rc JOIN record_versions rv ON rv.message_id = rc.message_id AND rv.record_index = rc.record_index";
+        // Copies are joined by record key first: the leading column of `routed_copies`' key
+        // (SQLite) or of its record-key index (PostgreSQL), so each version's copies are a seek.
+        let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM record_versions rv JOIN routed_copies rc ON rc.record_key = rv.record_key AND rc.message_id = rv.message_id AND rc.record_index = rv.record_index";
         let rows: Vec<(String, String, Option<String>)> = match key {
             Some(key) => {
                 let sql = format!(

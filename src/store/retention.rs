@@ -59,7 +59,7 @@ impl Store {
         before: &str,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        let pick = "SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
+        let pick = "SELECT message_id, record_index, record_key FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
         let dead = "DELETE FROM dead_letters WHERE dead_id IN (SELECT dead_id FROM dead_letters \
                     WHERE catalog_item = $1 AND dead_at < $2 LIMIT $3)";
         // SQLite: take the write lock up front (waiting for the group-commit writer like any
@@ -68,22 +68,42 @@ impl Store {
         let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(begin).await?;
-            let keys: Vec<(String, i64)> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let picked: Vec<(String, i64, String)> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
             let mut n = 0;
-            if !keys.is_empty() {
+            if !picked.is_empty() {
+                let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
+                let record_keys: Vec<String> = picked.into_iter().map(|r| r.2).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                // Copies are named by their record key (the leading column of `routed_copies`'
+                // key on SQLite, of its record-key index on PostgreSQL) besides the exact rows,
+                // so a batch seeks instead of scanning every copy ever routed.
+                let copies_of = |q: &mut sqlx::QueryBuilder<_>| {
+                    q.push("record_key IN (");
+                    push_values(q, &record_keys);
+                    q.push(") AND (message_id, record_index) IN (");
+                    push_keys(q, &keys);
+                    q.push(")");
+                };
                 // Attempts first: they are found through the routed copies.
                 let mut q = sqlx::QueryBuilder::new("DELETE FROM delivery_attempts WHERE at < ");
                 q.push_bind(before);
-                q.push(" AND idempotency_key IN (SELECT idempotency_key FROM routed_copies WHERE (message_id, record_index) IN (");
-                push_keys(&mut q, &keys);
-                q.push("))");
+                q.push(" AND idempotency_key IN (SELECT idempotency_key FROM routed_copies WHERE ");
+                copies_of(&mut q);
+                q.push(")");
                 n += q.build().execute(&mut *tx).await?.rows_affected();
-                for table in ["record_index", "routed_copies", "record_versions"] {
-                    let mut q = sqlx::QueryBuilder::new(format!("DELETE FROM {table} WHERE (message_id, record_index) IN ("));
-                    push_keys(&mut q, &keys);
-                    q.push(")");
-                    n += q.build().execute(&mut *tx).await?.rows_affected();
-                }
+                // The index rows are found by message id alone: their leading columns (kind,
+                // value) cannot be recomputed once retention has emptied the body, so this
+                // delete scans `record_index` (a background batch, not the ingest path).
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM record_index WHERE (message_id, record_index) IN (");
+                push_keys(&mut q, &keys);
+                q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM routed_copies WHERE ");
+                copies_of(&mut q);
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM record_versions WHERE (message_id, record_index) IN (");
+                push_keys(&mut q, &keys);
+                q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
             }
             n += sqlx::query(dead).bind(item).bind(before).bind(limit).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
@@ -155,6 +175,17 @@ where
 }
 
 /// `(m1, i1), (m2, i2), …` with every value bound.
+fn push_values<DB>(q: &mut sqlx::QueryBuilder<DB>, values: &[String])
+where
+    DB: sqlx::Database,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut separated = q.separated(", ");
+    for value in values {
+        separated.push_bind(value.clone());
+    }
+}
+
 fn push_keys<DB>(q: &mut sqlx::QueryBuilder<DB>, keys: &[(String, i64)])
 where
     DB: sqlx::Database,

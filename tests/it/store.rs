@@ -614,6 +614,7 @@ async fn exercise_retention(store: &Store) {
     assert!(report["admin_penalty"].rows >= 5, "{report:?}");
     for key in &old_keys {
         assert!(store.record_history(key).await.unwrap().is_none(), "row kept: {key}");
+        assert!(store.holders(key).await.unwrap().is_empty(), "routed copies kept: {key}");
     }
     let recent_history = store.record_history(&recent_key).await.unwrap().unwrap();
     assert!(recent_history.versions[0].canonical.is_object());
