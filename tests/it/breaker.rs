@@ -129,7 +129,12 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let re = regex::Regex::new(r"rate_per_second = \d+").unwrap();
     std::fs::write(&credit_file, re.replace(&text, "rate_per_second = 1000").as_bytes()).unwrap();
 
+    // Phases are logged with their time, so a run that overruns its bound says where.
+    let started = Instant::now();
+    let phase =
+        |what: &str| eprintln!("[breaker {tag}] {:>5.1} s {what}", started.elapsed().as_secs_f64());
     let mut gateway = tokio::task::block_in_place(|| Gateway::spawn(&config));
+    phase("gateway started");
     let connection = support::connect(broker, &vhost).await;
     let channel = broker::confirm_channel(&connection).await.unwrap();
     let fail_until = Instant::now() + FAILING;
@@ -149,6 +154,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
         documents.push(inbound("hb-smart-supervision", "alert", &format!("{tag}-a-{i}"), alert(i)));
     }
     broker::publish_all(&channel, documents).await.unwrap();
+    phase("published");
 
     // The state is visible while the credit site fails: in GET /v1/destinations and the gauge.
     let (api_state, gauge) = observe_breaker(config.admin_port, Duration::from_secs(5)).await;
@@ -163,6 +169,7 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     })
     .await;
     let regulator_done_while_failing = regulator_done && Instant::now() < fail_until;
+    phase("regulator checked");
 
     let expected: BTreeSet<String> =
         (0..n_penalties).map(|i| support::penalty_key("hb-credit", 50_000 + i, VERSION)).collect();
@@ -171,7 +178,14 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
         expected.iter().all(|k| accepted.contains_key(k))
     })
     .await;
-    assert_eq!(gateway.terminate(), Some(0), "log:\n{}", gateway.log_text());
+    phase("credit site checked");
+    assert_eq!(
+        tokio::task::block_in_place(|| gateway.terminate()),
+        Some(0),
+        "log:\n{}",
+        gateway.log_text()
+    );
+    phase("gateway stopped");
     let dead: BTreeSet<String> = support::drain_queue(&connection, &broker::dlq_queue("hb-credit"))
         .await
         .into_iter()
@@ -202,7 +216,8 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_backs_off_a_failing_destination_only() {
-    support::within(Duration::from_secs(420), async {
+    // Two gateway runs of up to ~3 min each when the machine is loaded by the other tests.
+    support::within(Duration::from_secs(600), async {
         let Some(broker) = support::shared_broker() else { return };
         let with = run(&broker, "breaker-on", true).await;
         let without = run(&broker, "breaker-off", false).await;
