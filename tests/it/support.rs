@@ -11,6 +11,9 @@ use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
+mod rig;
+pub use rig::{Publisher, Rig, RigSetup};
+
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The shared broker of this machine kind (127.0.0.1:5672), or the node `scripts/test.sh` started
