@@ -13,7 +13,7 @@ use std::time::Duration;
 use credgate::pipeline::Receipt;
 use serde_json::Value;
 
-use super::support::{self, Rig, RigSetup};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const ADAPTER: &str = "gc-county-credit";
 /// The ID number of the sample CSV's rejected row (bad check digit).
@@ -346,15 +346,4 @@ fn bomb_xlsx() -> Vec<u8> {
     let central = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
     bytes[central + 24..central + 28].copy_from_slice(&claim);
     bytes
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

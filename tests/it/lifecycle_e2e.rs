@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::support::{self, Rig, RigSetup};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
@@ -25,17 +25,6 @@ pub(crate) async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value>
     let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
     assert_eq!(status, 200, "{body}");
     body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) fn holder_status(retraction: &Value, destination: &str) -> String {

@@ -15,10 +15,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::lifecycle_e2e::{
-    fixture, holder_status, objection, received, repair, retractions, urlencode,
-};
-use super::support::{self, Rig, RigSetup};
+use super::lifecycle_e2e::{fixture, holder_status, objection, received, repair, retractions};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";

@@ -711,3 +711,15 @@ pub async fn credit_mock(
     .await
     .unwrap()
 }
+
+/// Percent-encodes a query parameter value (record keys carry `|`, `:` and Chinese).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
