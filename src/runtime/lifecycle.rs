@@ -117,14 +117,7 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             canonical: serde_json::to_string(&record.to_json()).unwrap_or_default(),
             received_at: at.to_owned(),
             index: index_entries(&record.fields),
-            copies: g
-                .copies
-                .iter()
-                .map(|c| RoutedCopy {
-                    destination: c.destination.clone(),
-                    idempotency_key: c.idempotency_key.clone(),
-                })
-                .collect(),
+            copies: g.copies.iter().map(RoutedCopy::from).collect(),
         })));
     }
     for (record_key, event) in &step.list_events {
