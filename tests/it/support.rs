@@ -702,8 +702,18 @@ pub async fn credit_mock(
     behaviour: credgate::testkit::Behaviour,
     stop: &tokio_util::sync::CancellationToken,
 ) -> credgate::testkit::MockDestination {
+    credit_mock_at(0, behaviour, stop).await
+}
+
+/// [`credit_mock`] on a given loopback port: for tests that write the port into the
+/// configuration and start the gateway before the site comes up.
+pub async fn credit_mock_at(
+    port: u16,
+    behaviour: credgate::testkit::Behaviour,
+    stop: &tokio_util::sync::CancellationToken,
+) -> credgate::testkit::MockDestination {
     credgate::testkit::MockDestination::start(
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
         behaviour,
         Some(SECRET.into()),
         stop.clone(),
