@@ -760,23 +760,24 @@ mod tests {
         )
     }
 
+    /// The pipeline's result for a shipped fixture case's `input.json`, sent by the adapter
+    /// the case belongs to.
+    fn process_fixture(
+        config: &CompiledConfig,
+        adapter: &str,
+        doc_type: &str,
+        case: &str,
+        id: &str,
+    ) -> Processed {
+        process(config, adapter, doc_type, &fixture(adapter, case, "input.json"), id)
+    }
+
     #[test]
     fn a_repair_right_behind_its_target_in_one_batch_retracts_the_queued_copy() {
         let config = config();
-        let mut penalty = process(
-            &config,
-            "wh-ggzy",
-            "penalty",
-            &fixture("wh-ggzy", "penalty-company-ok", "input.json"),
-            "m1",
-        );
-        let mut repair = process(
-            &config,
-            "hb-credit",
-            "repair",
-            &fixture("hb-credit", "repair-ok", "input.json"),
-            "m2",
-        );
+        let mut penalty =
+            process_fixture(&config, "wh-ggzy", "penalty", "penalty-company-ok", "m1");
+        let mut repair = process_fixture(&config, "hb-credit", "repair", "repair-ok", "m2");
         let needs = needs(&[&penalty, &repair]);
         assert!(needs.targets.contains("admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号"));
         let steps = after_accept(&config, &mut [&mut penalty, &mut repair], &Known::default());
@@ -801,13 +802,7 @@ mod tests {
     #[test]
     fn a_repair_of_an_unknown_record_is_a_note_not_a_retraction() {
         let config = config();
-        let mut repair = process(
-            &config,
-            "hb-credit",
-            "repair",
-            &fixture("hb-credit", "repair-ok", "input.json"),
-            "m2",
-        );
+        let mut repair = process_fixture(&config, "hb-credit", "repair", "repair-ok", "m2");
         let steps = after_accept(&config, &mut [&mut repair], &Known::default());
         assert!(steps[0].generated.is_empty() && steps[0].retractions.is_empty());
         assert!(steps[0].notes[0].contains("never received"), "{:?}", steps[0].notes);

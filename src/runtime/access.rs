@@ -40,6 +40,12 @@ impl Permission {
         Permission::Pause,
         Permission::Purge,
     ];
+
+    /// What showing stored data (records, dead letters, list entries) needs: unmasked
+    /// (`reveal`) only for callers allowed to see personal data; masked, any reader.
+    pub fn to_show(reveal: bool) -> Permission {
+        if reveal { Permission::Reveal } else { Permission::Read }
+    }
 }
 
 /// The permission table (also in the module doc and docs/console.md).

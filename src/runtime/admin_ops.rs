@@ -61,11 +61,7 @@ async fn records(
     headers: HeaderMap,
     Query(params): Query<RecordParams>,
 ) -> Response {
-    let caller = match access::require(
-        &state,
-        &headers,
-        if params.reveal { Permission::Reveal } else { Permission::Read },
-    ) {
+    let caller = match access::require(&state, &headers, Permission::to_show(params.reveal)) {
         Ok(caller) => caller,
         Err(denied) => return denied.into_response(),
     };
@@ -200,11 +196,7 @@ async fn dlq_show(
     Path(id): Path<String>,
     Query(params): Query<ShowParams>,
 ) -> Response {
-    let caller = match access::require(
-        &state,
-        &headers,
-        if params.reveal { Permission::Reveal } else { Permission::Read },
-    ) {
+    let caller = match access::require(&state, &headers, Permission::to_show(params.reveal)) {
         Ok(caller) => caller,
         Err(denied) => return denied.into_response(),
     };

@@ -305,9 +305,7 @@ impl LaneWorker {
                     destination = this.destination,
                     "Delivery task panicked; requeueing the copy."
                 );
-                let _ = delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                    .await;
+                requeue(&delivery).await;
             }
             this.state.settle(&this.queue, delivery.delivery_tag);
         }
@@ -316,9 +314,7 @@ impl LaneWorker {
     async fn handle(&self, delivery: &Delivery) {
         if self.paused.load(Ordering::Relaxed) {
             // Paused while this copy waited in the lane: back to the queue, unsent.
-            let _ = delivery
-                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                .await;
+            requeue(delivery).await;
             return;
         }
         let empty = FieldTable::default();
@@ -379,9 +375,7 @@ impl LaneWorker {
             // While the breaker is open the copy waits here unacked (the broker keeps the rest);
             // on shutdown or pause it goes back to the queue unsent.
             let Some(permit) = self.breaker.acquire(&self.stop).await else {
-                let _ = delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                    .await;
+                requeue(delivery).await;
                 return;
             };
             if !self.state.store.shared() {
@@ -409,9 +403,7 @@ impl LaneWorker {
                     drop(permit);
                     tokio::select! {
                         _ = self.stop.cancelled() => {
-                            let _ = delivery
-                                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                                .await;
+                            requeue(delivery).await;
                             return;
                         }
                         _ = tokio::time::sleep(CLAIM_POLL) => {}
@@ -424,9 +416,7 @@ impl LaneWorker {
                 Err(error) => {
                     drop(permit);
                     warn!(destination = self.destination, %error, "Cannot claim the copy; requeueing.");
-                    let _ = delivery
-                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                        .await;
+                    requeue(delivery).await;
                     return;
                 }
             }
@@ -491,9 +481,7 @@ impl LaneWorker {
                 if let Err(error) = delivered {
                     // Delivered but not recorded: redelivery will send the same idempotency key.
                     warn!(destination = self.destination, %error, "Delivery not recorded; requeueing.");
-                    let _ = delivery
-                        .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                        .await;
+                    requeue(delivery).await;
                     return;
                 }
                 self.ack(delivery).await;
@@ -589,9 +577,7 @@ impl LaneWorker {
             Ok(_) => false,
             Err(error) => {
                 warn!(destination = self.destination, %error, "Store unavailable; requeueing.");
-                let _ = delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                    .await;
+                requeue(delivery).await;
                 true
             }
         }
@@ -675,9 +661,7 @@ impl LaneWorker {
             }
             Err(error) => {
                 warn!(destination = self.destination, %error, "Could not park the copy for retry; requeueing.");
-                let _ = delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                    .await;
+                requeue(delivery).await;
             }
         }
     }
@@ -740,9 +724,7 @@ impl LaneWorker {
         );
         if let Err(error) = stored {
             warn!(destination = self.destination, %error, "Could not store the dead letter; requeueing.");
-            let _ = delivery
-                .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                .await;
+            requeue(delivery).await;
             return;
         }
         let mut h = delivery.properties.headers().clone().unwrap_or_default();
@@ -775,12 +757,17 @@ impl LaneWorker {
             }
             Err(error) => {
                 warn!(destination = self.destination, %error, "Could not dead-letter the copy; requeueing.");
-                let _ = delivery
-                    .nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
-                    .await;
+                requeue(delivery).await;
             }
         }
     }
+}
+
+/// Hands the copy back to its queue unsent, to be delivered again (by this worker or, after a
+/// restart, another). A nack that fails is not retried: it fails because the channel is gone,
+/// and the broker requeues every copy a closed channel held unacked.
+async fn requeue(delivery: &Delivery) {
+    let _ = delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await;
 }
 
 /// Why a copy is dead.

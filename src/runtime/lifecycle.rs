@@ -51,17 +51,7 @@ pub async fn lookups(state: &AppState, needs: &Needs) -> Result<Known, StoreErro
             .await?
             .and_then(|json| serde_json::from_str::<Value>(&json).ok())
             .and_then(|flat| split_canonical(&state.config.catalog, &flat));
-        let holders = state
-            .store
-            .holders(key)
-            .await?
-            .into_iter()
-            .map(|h| HolderRow {
-                destination: h.destination,
-                delivered_version: h.delivered_version,
-                routed_version: h.routed_version,
-            })
-            .collect();
+        let holders = state.store.holders(key).await?.into_iter().map(HolderRow::from).collect();
         known.targets.insert(key.clone(), Target { latest, holders });
     }
     if !needs.objections.is_empty() {
@@ -120,14 +110,7 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             canonical: record.to_json_string(),
             received_at: at.to_owned(),
             index: index_entries(&record.fields),
-            copies: g
-                .copies
-                .iter()
-                .map(|c| RoutedCopy {
-                    destination: c.destination.clone(),
-                    idempotency_key: c.idempotency_key.clone(),
-                })
-                .collect(),
+            copies: g.copies.iter().map(RoutedCopy::from).collect(),
         })));
     }
     for (record_key, event) in &step.list_events {

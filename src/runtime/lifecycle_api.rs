@@ -60,8 +60,7 @@ async fn dishonest_list(
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Response {
-    let permission = if params.reveal { Permission::Reveal } else { Permission::Read };
-    if let Err(denied) = access::require(&state, &headers, permission) {
+    if let Err(denied) = access::require(&state, &headers, Permission::to_show(params.reveal)) {
         return denied.into_response();
     }
     let list = match state.store.dishonest_list().await {

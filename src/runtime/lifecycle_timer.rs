@@ -177,11 +177,7 @@ pub async fn tick(state: &AppState, owner: &str, every: Duration) -> Result<usiz
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(|h| HolderRow {
-                destination: h.destination,
-                delivered_version: h.delivered_version,
-                routed_version: h.routed_version,
-            })
+            .map(HolderRow::from)
             .collect();
         let stop_on = max_end
             .parse::<jiff::civil::Date>()

@@ -13,7 +13,7 @@ use super::backend::{Tx, on_conn};
 use super::{Pool, Store, StoreError};
 use crate::lifecycle::dishonest_list::{DishonestList, ListEvent};
 use crate::lifecycle::dispute::Dispute;
-use crate::lifecycle::hook::{DisputeRow, PublicityRow};
+use crate::lifecycle::hook::{DisputeRow, HolderRow, PublicityRow};
 use crate::lifecycle::publicity::PublicityDecision;
 use crate::lifecycle::retraction::{AckState, AckTracker, RetractionCause};
 
@@ -178,6 +178,17 @@ pub struct HolderState {
     pub destination: String,
     pub delivered_version: Option<String>,
     pub routed_version: String,
+}
+
+impl From<HolderState> for HolderRow {
+    /// The lifecycle step's view of a holder: the same three facts, in the pure module's type.
+    fn from(holder: HolderState) -> HolderRow {
+        HolderRow {
+            destination: holder.destination,
+            delivered_version: holder.delivered_version,
+            routed_version: holder.routed_version,
+        }
+    }
 }
 
 /// One holder's acknowledgement of a retraction, as shown to operators.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::backend::{Conn, Tx, on_conn};
 use super::{Pool, Store, StoreError, Write};
 use crate::domain::ids;
-use crate::pipeline::{Inbound, Processed, Receipt, RecordStatus};
+use crate::pipeline::{Inbound, OutboundCopy, Processed, Receipt, RecordStatus};
 
 /// Which identifier an index entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -96,6 +96,16 @@ impl fmt::Debug for IndexEntry {
 pub struct RoutedCopy {
     pub destination: String,
     pub idempotency_key: String,
+}
+
+impl From<&OutboundCopy> for RoutedCopy {
+    /// What lineage keeps of a copy published for a record: where it went, under which key.
+    fn from(copy: &OutboundCopy) -> RoutedCopy {
+        RoutedCopy {
+            destination: copy.destination.clone(),
+            idempotency_key: copy.idempotency_key.clone(),
+        }
+    }
 }
 
 /// One accepted record version as the store keeps it.
@@ -182,14 +192,7 @@ pub fn lineage_writes(
             canonical: canonical.to_json_string(),
             received_at: receipt.received_at.clone(),
             index: index_entries(&canonical.fields),
-            copies: record
-                .copies
-                .iter()
-                .map(|c| RoutedCopy {
-                    destination: c.destination.clone(),
-                    idempotency_key: c.idempotency_key.clone(),
-                })
-                .collect(),
+            copies: record.copies.iter().map(RoutedCopy::from).collect(),
         })));
     }
     let any_rejected = !processed.document_violations.is_empty()

@@ -138,14 +138,8 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
     let connection = support::connect(broker, &vhost).await;
     let channel = broker::confirm_channel(&connection).await.unwrap();
     let fail_until = Instant::now() + FAILING;
-    let credit = MockDestination::start(
-        &format!("127.0.0.1:{credit_port}"),
-        Behaviour::FailUntil(fail_until),
-        Some(support::SECRET.into()),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let credit =
+        support::credit_mock_at(credit_port, Behaviour::FailUntil(fail_until), &stop).await;
     let mut documents = Vec::new();
     for i in 0..n_penalties {
         documents.push(inbound("wh-ggzy", "penalty", &format!("{tag}-p-{i}"), penalty(50_000 + i)));

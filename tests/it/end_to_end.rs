@@ -4,14 +4,13 @@
 //! feedback back to supervision; receipts; rejected input; duplicates; HTTP push with its
 //! signature checks; graceful shutdown.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use std::time::Duration;
 
-use credgate::testkit::{self, Behaviour, MockDestination};
-use tokio_util::sync::CancellationToken;
+use credgate::testkit;
 
-use super::support::{self, Gateway, TestConfig};
+use super::support::{self, Publisher, Rig, RigSetup};
 
 fn fixture(adapter: &str, case: &str, file: &str) -> Vec<u8> {
     std::fs::read(format!("{}/adapters/fixtures/{adapter}/{case}/{file}", support::REPO)).unwrap()
@@ -37,46 +36,23 @@ async fn publish_fixture(
 async fn every_direction_end_to_end() {
     support::within(Duration::from_secs(300), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost_guard = support::Vhost::new(&broker, "e2e");
-        let vhost = vhost_guard.name.clone();
-        let stop = CancellationToken::new();
-        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
-        let regulator =
-            MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
-                .await
-                .unwrap();
-        let endpoints = BTreeMap::from([
-            ("hb-credit", format!("http://{}/api/credit/push", credit.addr)),
-            ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
-        ]);
-        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
-        let mut gateway = Gateway::spawn(&config);
-        let connection = support::connect(&broker, &vhost).await;
-        let trading = testkit::collect_exchange(
-            &connection,
-            "platform.hb-ggzy-trading",
-            "t.hb-ggzy-trading",
-            stop.clone(),
-        )
-        .await
-        .unwrap();
-        let clean_gov = testkit::collect_exchange(
-            &connection,
-            "platform.hb-clean-gov",
-            "t.hb-clean-gov",
-            stop.clone(),
-        )
-        .await
-        .unwrap();
-        let supervision = testkit::collect_exchange(
-            &connection,
-            "platform.hb-smart-supervision",
-            "t.hb-smart-supervision",
-            stop.clone(),
-        )
-        .await
-        .unwrap();
-        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
+        let rig = RigSetup::new(&broker, "e2e").regulator().start().await;
+        let trading = rig.collect("hb-ggzy-trading", "t").await;
+        let clean_gov = rig.collect("hb-clean-gov", "t").await;
+        let supervision = rig.collect("hb-smart-supervision", "t").await;
+        // Bound in the order the test declared them, so they are dropped in reverse: the
+        // vhost last.
+        let Rig {
+            vhost: _vhost,
+            stop,
+            credit,
+            regulator,
+            config,
+            mut gateway,
+            connection,
+            publisher: Publisher { channel },
+            ..
+        } = rig;
 
         // Upward: 30 penalties from the city bureau over AMQP.
         let n = 30;

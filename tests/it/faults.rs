@@ -557,14 +557,8 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
         let connection = support::connect(&broker, &vhost).await;
         let channel = broker::confirm_channel(&connection).await.unwrap();
         let fail_until = Instant::now() + Duration::from_secs(6);
-        let credit = MockDestination::start(
-            &format!("127.0.0.1:{credit_port}"),
-            Behaviour::FailUntil(fail_until),
-            Some(support::SECRET.into()),
-            stop.clone(),
-        )
-        .await
-        .unwrap();
+        let credit =
+            support::credit_mock_at(credit_port, Behaviour::FailUntil(fail_until), &stop).await;
         let published = Instant::now();
         let mut documents = Vec::new();
         for i in 0..n_penalties.max(n_alerts) {

@@ -6,16 +6,14 @@
 //! xlsx sample goes the same way with exit 0; receipts that do not come (no gateway), an
 //! unreachable broker are exit 1 and usage errors exit 2.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
 use credgate::pipeline::Receipt;
-use credgate::testkit::Behaviour;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use super::support::{self, Gateway, TestConfig};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const ADAPTER: &str = "gc-county-credit";
 /// The ID number of the sample CSV's rejected row (bad check digit).
@@ -84,13 +82,8 @@ async fn receipts(connection: &lapin::Connection, n: u32) -> Vec<Receipt> {
 async fn import_publishes_valid_rows_and_reports_every_row() {
     support::within(Duration::from_secs(300), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost_guard = support::Vhost::new(&broker, "import");
-        let vhost = vhost_guard.name.clone();
-        let stop = CancellationToken::new();
-        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
-        let endpoints =
-            BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
-        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1]", 3);
+        let setup = RigSetup::new(&broker, "import").tiers("[1]").configure().await;
+        let config = &setup.config;
         let csv = sample("gc-county-credit-penalties.csv");
         // Before any gateway declared the topology: nothing to publish to, exit 1.
         let (code, report, stderr) = import(config.path(), &["--quiet", &csv]);
@@ -98,9 +91,8 @@ async fn import_publishes_valid_rows_and_reports_every_row() {
         assert!(stderr.contains("the exchange credgate.in does not exist"), "{stderr}");
         assert_eq!(report["summary"]["published"], 0);
 
-        let mut gateway = Gateway::spawn(&config);
-        let admin = support::Admin::new(&config);
-        let connection = support::connect(&broker, &vhost).await;
+        let rig = setup.spawn().await;
+        let Rig { vhost: _vhost, stop, credit, config, mut gateway, admin, connection, .. } = rig;
 
         // Dry run: every row reported, as a spreadsheet numbers them; nothing published.
         let (code, dry, stderr) = import(config.path(), &["--dry-run", &csv]);
@@ -354,15 +346,4 @@ fn bomb_xlsx() -> Vec<u8> {
     let central = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
     bytes[central + 24..central + 28].copy_from_slice(&claim);
     bytes
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

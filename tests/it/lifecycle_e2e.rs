@@ -10,14 +10,11 @@
 //! 3. a bid naming the listed company as a candidate, at a time it was listed, yields a
 //!    credit warning to smart supervision, the regulator and the trading platforms.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use credgate::testkit::{self, Behaviour, MockDestination};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use super::support::{self, Gateway, TestConfig};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
@@ -28,17 +25,6 @@ pub(crate) async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value>
     let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
     assert_eq!(status, 200, "{body}");
     body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) fn holder_status(retraction: &Value, destination: &str) -> String {
@@ -63,50 +49,6 @@ pub(crate) fn repair(on: &str) -> Vec<u8> {
     serde_json::to_vec(&doc).unwrap()
 }
 
-/// The shipped configuration's lifecycle sections, and the movable clock.
-pub(crate) fn lifecycle_sections(webhook: &str) -> String {
-    let shipped =
-        std::fs::read_to_string(format!("{}/config/credgate.toml", support::REPO)).unwrap();
-    let start = shipped.find("[deadlines.").expect("deadline sections in the shipped config");
-    format!(
-        "\n[lifecycle]\ntest_clock = true\ntimer_interval_secs = 1\ndeadline_interval_secs = 1\ndeadline_webhook = \"{webhook}\"\n\n{}",
-        &shipped[start..]
-    )
-}
-
-/// Points the test configuration at a calendar directory holding the shipped years plus, for
-/// this year and the next when no official file ships for them, a *synthetic* plain Mon–Fri
-/// year: the test's deadlines run from today's date, and the gateway rightly refuses to guess
-/// a year it has no notice for. (The shipped calendars stay official-only.)
-pub(crate) fn with_test_calendars(config: &TestConfig) {
-    let dir = config.path().join("calendars");
-    std::fs::create_dir_all(&dir).unwrap();
-    let shipped = std::path::Path::new(support::REPO).join("config/calendars");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    let this_year = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).year();
-    for year in [this_year, this_year + 1] {
-        let file = dir.join(format!("cn-{year}.toml"));
-        if !file.exists() {
-            std::fs::write(
-                &file,
-                format!(
-                    "year = {year}\nsource = {{ title = \"synthetic test calendar (plain Mon–Fri week)\", published = \"{}-11-01\" }}\noff_days = []\nadjusted_working_days = []\n",
-                    year - 1
-                ),
-            )
-            .unwrap();
-        }
-    }
-    let process = config.path().join("credgate.toml");
-    let text = std::fs::read_to_string(&process).unwrap();
-    let calendars = regex::Regex::new(r#"calendars = "[^"]*""#).unwrap();
-    let text = calendars.replace(&text, format!("calendars = \"{}\"", dir.display()).as_str());
-    std::fs::write(&process, text.as_ref()).unwrap();
-}
-
 pub(crate) fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
     bodies.iter().filter_map(|(_, b)| serde_json::from_slice(b).ok()).collect()
 }
@@ -115,58 +57,28 @@ pub(crate) fn received(bodies: &[(String, Vec<u8>)]) -> Vec<Value> {
 async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
     support::within(Duration::from_secs(420), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost_guard = support::Vhost::new(&broker, "lifecycle");
-        let vhost = vhost_guard.name.clone();
-        let stop = CancellationToken::new();
-        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
-        let regulator =
-            MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
-                .await
-                .unwrap();
-        let webhook = MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
-            .await
-            .unwrap();
-        let endpoints = BTreeMap::from([
-            ("hb-credit", format!("http://{}/api/credit/push", credit.addr)),
-            ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
-        ]);
-        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
-        let process = config.path().join("credgate.toml");
-        let mut text = std::fs::read_to_string(&process).unwrap();
-        text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
-        std::fs::write(&process, text).unwrap();
-        with_test_calendars(&config);
-        let mut gateway = Gateway::spawn(&config);
-        let admin = support::Admin::new(&config);
-        let connection = support::connect(&broker, &vhost).await;
-        let collect = |exchange: &'static str, queue: &'static str| {
-            testkit::collect_exchange(&connection, exchange, queue, stop.clone())
-        };
-        let hb_trading = collect("platform.hb-ggzy-trading", "t.hb-ggzy-trading").await.unwrap();
-        let wh_trading = collect("platform.wh-ggzy-trading", "t.wh-ggzy-trading").await.unwrap();
-        let supervision =
-            collect("platform.hb-smart-supervision", "t.hb-smart-supervision").await.unwrap();
-        let _clean_gov = collect("platform.hb-clean-gov", "t.hb-clean-gov").await.unwrap();
-        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
-        let publish =
-            |adapter: &'static str, doc_type: &'static str, id: &'static str, body: Vec<u8>| {
-                let channel = channel.clone();
-                async move {
-                    testkit::publish_document(
-                        &channel,
-                        adapter,
-                        doc_type,
-                        id,
-                        "application/json",
-                        &body,
-                    )
-                    .await
-                    .unwrap();
-                }
-            };
+        let rig = RigSetup::new(&broker, "lifecycle").regulator().lifecycle().start().await;
+        let hb_trading = rig.collect("hb-ggzy-trading", "t").await;
+        let wh_trading = rig.collect("wh-ggzy-trading", "t").await;
+        let supervision = rig.collect("hb-smart-supervision", "t").await;
+        let _clean_gov = rig.collect("hb-clean-gov", "t").await;
+        // Bound in the order the test declared them, so they are dropped in reverse: the
+        // vhost last.
+        let Rig {
+            vhost: _vhost,
+            stop,
+            credit,
+            regulator,
+            webhook,
+            config,
+            mut gateway,
+            admin,
+            connection,
+            publisher,
+        } = rig;
 
         // --- 1. Retraction reaching every holder -------------------------------------------
-        publish("wh-ggzy", "penalty", "lc-penalty", support::penalty(12)).await;
+        publisher.json("wh-ggzy", "penalty", "lc-penalty", support::penalty(12)).await;
         let credit_ref = &credit;
         support::eventually(
             Duration::from_secs(60),
@@ -176,7 +88,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         .await;
         // The repair is decided today, so its deadline (3 working days) lies ahead.
         let today = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).date();
-        publish("hb-credit", "repair", "lc-repair", repair(&today.to_string())).await;
+        publisher.json("hb-credit", "repair", "lc-repair", repair(&today.to_string())).await;
         support::eventually(
             Duration::from_secs(60),
             "retraction delivered to hb-credit",
@@ -255,13 +167,14 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         );
 
         // --- 2. Versioned severe-dishonesty list -------------------------------------------
-        publish(
-            "hb-credit",
-            "blacklist",
-            "lc-listing",
-            fixture("hb-credit", "blacklist-listing-ok", "input.json"),
-        )
-        .await;
+        publisher
+            .json(
+                "hb-credit",
+                "blacklist",
+                "lc-listing",
+                fixture("hb-credit", "blacklist-listing-ok", "input.json"),
+            )
+            .await;
         support::eventually(Duration::from_secs(60), "listing on the list", || async move {
             let (status, body) =
                 admin_ref.get("/v1/lists/dishonest?as_of=2026-07-01T00:00:00%2B08:00").await;
@@ -284,16 +197,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
         // --- 3. Bid-time credit warning (the listed company is candidate no. 2) -------------
         let bid = fixture("hb-ggzy-trading", "bid-result-ok", "input.xml");
-        testkit::publish_document(
-            &channel,
-            "hb-ggzy-trading",
-            "bid_result",
-            "lc-bid",
-            "application/xml",
-            &bid,
-        )
-        .await
-        .unwrap();
+        publisher.send("hb-ggzy-trading", "bid_result", "lc-bid", "application/xml", &bid).await;
         let regulator_ref = &regulator;
         support::eventually(
             Duration::from_secs(60),
@@ -329,13 +233,14 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         .await;
 
         // --- 2b. Removal: list delta with effective-to, retraction at every holder ----------
-        publish(
-            "hb-credit",
-            "blacklist",
-            "lc-removal",
-            fixture("hb-credit", "blacklist-removal-ok", "input.json"),
-        )
-        .await;
+        publisher
+            .json(
+                "hb-credit",
+                "blacklist",
+                "lc-removal",
+                fixture("hb-credit", "blacklist-removal-ok", "input.json"),
+            )
+            .await;
         support::eventually(
             Duration::from_secs(60),
             "removal retracted at both trading platforms",
@@ -383,7 +288,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .await;
         assert_eq!(status, 200);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        publish("wh-ggzy", "penalty", "lc-penalty-2", support::penalty(13)).await;
+        publisher.json("wh-ggzy", "penalty", "lc-penalty-2", support::penalty(13)).await;
         let key13 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕13号";
         let mut repair13: Value = serde_json::from_slice(&repair(&today.to_string())).unwrap();
         repair13["XFBH"] = "HBXF2026000108".into();
@@ -395,7 +300,9 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             status == 200 && body["records"].as_array().is_some_and(|r| !r.is_empty())
         })
         .await;
-        publish("hb-credit", "repair", "lc-repair-2", serde_json::to_vec(&repair13).unwrap()).await;
+        publisher
+            .json("hb-credit", "repair", "lc-repair-2", serde_json::to_vec(&repair13).unwrap())
+            .await;
         support::eventually(Duration::from_secs(60), "pending retraction", || async move {
             retractions(admin_ref, key13)
                 .await
@@ -438,7 +345,8 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         let mut old_penalty: Value = serde_json::from_slice(&support::penalty(14)).unwrap();
         old_penalty["CF_JDRQ"] = "2025-12-20".into();
         old_penalty["CF_YXQ"] = "2026-12-20".into();
-        publish("wh-ggzy", "penalty", "lc-penalty-3", serde_json::to_vec(&old_penalty).unwrap())
+        publisher
+            .json("wh-ggzy", "penalty", "lc-penalty-3", serde_json::to_vec(&old_penalty).unwrap())
             .await;
         let key14 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕14号";
         support::eventually(
@@ -463,7 +371,8 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         minor["CF_CFLB"] = "警告".into();
         minor["CF_NR"] = "警告".into();
         minor.as_object_mut().unwrap().remove("CF_NR_FK");
-        publish("wh-ggzy", "penalty", "lc-penalty-minor", serde_json::to_vec(&minor).unwrap())
+        publisher
+            .json("wh-ggzy", "penalty", "lc-penalty-minor", serde_json::to_vec(&minor).unwrap())
             .await;
         let key15 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕15号";
         support::eventually(Duration::from_secs(60), "minor penalty stored", || async move {
@@ -482,7 +391,8 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         let mut serious: Value = serde_json::from_slice(&support::penalty(16)).unwrap();
         serious["CF_NR"] = "罚款人民币150万元".into();
         serious["CF_NR_FK"] = 150.0.into();
-        publish("wh-ggzy", "penalty", "lc-penalty-serious", serde_json::to_vec(&serious).unwrap())
+        publisher
+            .json("wh-ggzy", "penalty", "lc-penalty-serious", serde_json::to_vec(&serious).unwrap())
             .await;
         let key16 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕16号";
         support::eventually(Duration::from_secs(60), "serious penalty stored", || async move {
@@ -494,16 +404,15 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .unwrap()
             .replace("20261109-000087-R", "20261109-000088-R")
             .replace("E4206000002001234001001", "E4206000002001234002001");
-        testkit::publish_document(
-            &channel,
-            "hb-ggzy-trading",
-            "bid_result",
-            "lc-bid-2",
-            "application/xml",
-            second_bid.as_bytes(),
-        )
-        .await
-        .unwrap();
+        publisher
+            .send(
+                "hb-ggzy-trading",
+                "bid_result",
+                "lc-bid-2",
+                "application/xml",
+                second_bid.as_bytes(),
+            )
+            .await;
         support::eventually(
             Duration::from_secs(60),
             "serious-penalty warning at the regulator",
@@ -525,7 +434,9 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         // Plus one penalty rejected for its subject's USCC checksum: received 6.
         let mut bad: Value = serde_json::from_slice(&support::penalty(17)).unwrap();
         bad["CF_XDR_SHXYM"] = "91420100MA4P7Q8R8X".into();
-        publish("wh-ggzy", "penalty", "lc-penalty-bad", serde_json::to_vec(&bad).unwrap()).await;
+        publisher
+            .json("wh-ggzy", "penalty", "lc-penalty-bad", serde_json::to_vec(&bad).unwrap())
+            .await;
         let tomorrow = today.tomorrow().unwrap();
         let scorecard_path = format!("/v1/scorecard?from={today}&to={tomorrow}");
         let penalty_rows = |card: &Value| -> Vec<Value> {
@@ -618,14 +529,8 @@ pub(crate) async fn copy_statuses(admin: &support::Admin, key: &str) -> Vec<Stri
 async fn an_objection_holds_the_record_until_its_outcome() {
     support::within(Duration::from_secs(360), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost_guard = support::Vhost::new(&broker, "dispute");
-        let vhost = vhost_guard.name.clone();
-        let stop = CancellationToken::new();
-        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
-        let endpoints =
-            BTreeMap::from([("hb-credit", format!("http://{}/api/credit/push", credit.addr))]);
-        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
-        let adapter = config.path().join("adapters/hb-credit.toml");
+        let setup = RigSetup::new(&broker, "dispute").configure().await;
+        let adapter = setup.config.path().join("adapters/hb-credit.toml");
         let text = std::fs::read_to_string(&adapter).unwrap();
         let text = text.replacen(
             "audience = \"government\"",
@@ -633,31 +538,16 @@ async fn an_objection_holds_the_record_until_its_outcome() {
             1,
         );
         std::fs::write(&adapter, text).unwrap();
-        let mut gateway = Gateway::spawn(&config);
-        let admin = support::Admin::new(&config);
-        let connection = support::connect(&broker, &vhost).await;
+        let rig = setup.spawn().await;
         for platform in ["hb-ggzy-trading", "wh-ggzy-trading"] {
-            let exchange: &'static str = Box::leak(format!("platform.{platform}").into_boxed_str());
-            let queue: &'static str = Box::leak(format!("d.{platform}").into_boxed_str());
-            testkit::collect_exchange(&connection, exchange, queue, stop.clone()).await.unwrap();
+            rig.collect(platform, "d").await;
         }
-        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
-        let publish = |doc_type: &'static str, id: &str, body: Vec<u8>| {
-            let channel = channel.clone();
-            let id = id.to_owned();
-            async move {
-                let adapter = if doc_type == "penalty" { "wh-ggzy" } else { "hb-credit" };
-                testkit::publish_document(
-                    &channel,
-                    adapter,
-                    doc_type,
-                    &id,
-                    "application/json",
-                    &body,
-                )
-                .await
-                .unwrap();
-            }
+        let Rig { vhost: _vhost, stop, credit, mut gateway, admin, connection, publisher, .. } =
+            rig;
+        let publish = |doc_type: &'static str, id: &'static str, body: Vec<u8>| {
+            let adapter = if doc_type == "penalty" { "wh-ggzy" } else { "hb-credit" };
+            let publisher = publisher.clone();
+            async move { publisher.json(adapter, doc_type, id, body).await }
         };
         let credit_ref = &credit;
         let admin_ref = &admin;

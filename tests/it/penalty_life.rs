@@ -11,18 +11,12 @@
 //! 5. its credit is repaired: the penalty is retracted at every holder, which confirms; the list
 //!    entry is removed everywhere it was sent, and the list as of each instant says so.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use credgate::testkit::{self, Behaviour, MockDestination};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use super::lifecycle_e2e::{
-    fixture, holder_status, lifecycle_sections, objection, received, repair, retractions,
-    urlencode, with_test_calendars,
-};
-use super::support::{self, Gateway, TestConfig};
+use super::lifecycle_e2e::{fixture, holder_status, objection, received, repair, retractions};
+use super::support::{self, Rig, RigSetup, urlencode};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
@@ -46,51 +40,25 @@ impl Timeline {
 async fn a_serious_penalty_from_publication_to_repair() {
     support::within(Duration::from_secs(420), async {
         let Some(broker) = support::shared_broker() else { return };
-        let vhost_guard = support::Vhost::new(&broker, "penalty-life");
-        let vhost = vhost_guard.name.clone();
-        let stop = CancellationToken::new();
-        let credit = support::credit_mock(Behaviour::Accept, &stop).await;
-        let regulator =
-            MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
-                .await
-                .unwrap();
-        let webhook = MockDestination::start("127.0.0.1:0", Behaviour::Accept, None, stop.clone())
-            .await
-            .unwrap();
-        let endpoints = BTreeMap::from([
-            ("hb-credit", format!("http://{}/api/credit/push", credit.addr)),
-            ("hb-housing-regulator", format!("http://{}/regulator/alerts", regulator.addr)),
-        ]);
-        let config = TestConfig::new(&broker, &vhost, &endpoints, "[1, 2]", 3);
-        let process = config.path().join("credgate.toml");
-        let mut text = std::fs::read_to_string(&process).unwrap();
-        text.push_str(&lifecycle_sections(&format!("http://{}/deadlines", webhook.addr)));
-        std::fs::write(&process, text).unwrap();
-        with_test_calendars(&config);
-        let mut gateway = Gateway::spawn(&config);
-        let admin = support::Admin::new(&config);
-        let connection = support::connect(&broker, &vhost).await;
-        let collect = |exchange: &'static str, queue: &'static str| {
-            testkit::collect_exchange(&connection, exchange, queue, stop.clone())
-        };
-        let hb_trading = collect("platform.hb-ggzy-trading", "p.hb-ggzy-trading").await.unwrap();
-        let wh_trading = collect("platform.wh-ggzy-trading", "p.wh-ggzy-trading").await.unwrap();
-        let supervision =
-            collect("platform.hb-smart-supervision", "p.hb-smart-supervision").await.unwrap();
-        let _clean_gov = collect("platform.hb-clean-gov", "p.hb-clean-gov").await.unwrap();
-        let channel = credgate::broker::confirm_channel(&connection).await.unwrap();
-        let publish = |adapter: &'static str,
-                       doc_type: &'static str,
-                       id: &'static str,
-                       content_type: &'static str,
-                       body: Vec<u8>| {
-            let channel = channel.clone();
-            async move {
-                testkit::publish_document(&channel, adapter, doc_type, id, content_type, &body)
-                    .await
-                    .unwrap();
-            }
-        };
+        let rig = RigSetup::new(&broker, "penalty-life").regulator().lifecycle().start().await;
+        let hb_trading = rig.collect("hb-ggzy-trading", "p").await;
+        let wh_trading = rig.collect("wh-ggzy-trading", "p").await;
+        let supervision = rig.collect("hb-smart-supervision", "p").await;
+        let _clean_gov = rig.collect("hb-clean-gov", "p").await;
+        // Bound in the order the test declared them, so they are dropped in reverse: the
+        // vhost last.
+        let Rig {
+            vhost: _vhost,
+            stop,
+            credit,
+            regulator,
+            webhook: _webhook,
+            config: _config,
+            mut gateway,
+            admin,
+            connection,
+            publisher,
+        } = rig;
         const JSON: &str = "application/json";
         let mut timeline = Timeline { started: std::time::Instant::now(), lines: Vec::new() };
         let today = jiff::Timestamp::now().to_zoned(credgate::pipeline::shanghai()).date();
@@ -113,7 +81,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         penalty["CF_JDRQ"] = yesterday.to_string().into();
         penalty["CF_NR"] = "罚款人民币150万元".into();
         penalty["CF_NR_FK"] = 150.0.into();
-        publish("wh-ggzy", "penalty", "life-penalty", JSON, serde_json::to_vec(&penalty).unwrap())
+        publisher.send("wh-ggzy", "penalty", "life-penalty", JSON, serde_json::to_vec(&penalty).unwrap())
             .await;
         support::eventually(Duration::from_secs(60), "penalty at hb-credit", || async move {
             credit_ref.accepted().len() == 1
@@ -155,7 +123,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         listing["LRRQ"] = yesterday.to_string().into();
         listing["XZQXQ"] = yesterday.to_string().into();
         listing["SJC"] = format!("{yesterday}T17:00:00+08:00").into();
-        publish("hb-credit", "blacklist", "life-listing", JSON, serde_json::to_vec(&listing).unwrap())
+        publisher.send("hb-credit", "blacklist", "life-listing", JSON, serde_json::to_vec(&listing).unwrap())
             .await;
         let as_of_yesterday = format!("{yesterday}T12:00:00%2B08:00");
         let as_of_ref = &as_of_yesterday;
@@ -173,7 +141,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         let bid = String::from_utf8(fixture("hb-ggzy-trading", "bid-result-ok", "input.xml"))
             .unwrap()
             .replace("<WIN_DATE>2026-11-09</WIN_DATE>", &format!("<WIN_DATE>{today}</WIN_DATE>"));
-        publish("hb-ggzy-trading", "bid_result", "life-bid", "application/xml", bid.into_bytes())
+        publisher.send("hb-ggzy-trading", "bid_result", "life-bid", "application/xml", bid.into_bytes())
             .await;
         support::eventually(Duration::from_secs(60), "warning at the regulator", || async move {
             regulator_ref.requests().iter().any(|r| {
@@ -211,7 +179,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         disposal["alert_id"] = alert["alert_id"].clone();
         disposal["related"] = serde_json::json!([PENALTY_KEY]);
         disposal["handled_on"] = today.to_string().into();
-        publish(
+        publisher.send(
             "hb-housing-regulator",
             "disposal",
             "life-disposal",
@@ -237,13 +205,13 @@ async fn a_serious_penalty_from_publication_to_repair() {
         );
 
         // --- 4. Objection: marked while open, plain again once dismissed ----------------------
-        publish("hb-credit", "objection", "life-objection-1", JSON, objection("YY-LIFE", 12, "已受理"))
+        publisher.send("hb-credit", "objection", "life-objection-1", JSON, objection("YY-LIFE", 12, "已受理"))
             .await;
         support::eventually(Duration::from_secs(60), "marked copy", || async move {
             credit_bodies().iter().any(|b| b["YYCL"] == "异议标注")
         })
         .await;
-        publish("hb-credit", "objection", "life-objection-2", JSON, objection("YY-LIFE", 12, "驳回"))
+        publisher.send("hb-credit", "objection", "life-objection-2", JSON, objection("YY-LIFE", 12, "驳回"))
             .await;
         support::eventually(Duration::from_secs(60), "released copy", || async move {
             credit_bodies().iter().any(|b| b["YYCL"] == "恢复公示" && b["YYZT"] == "驳回")
@@ -262,7 +230,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         );
 
         // --- 5. Repair: retracted at every holder, removed from the list ----------------------
-        publish("hb-credit", "repair", "life-repair", JSON, repair(&today.to_string())).await;
+        publisher.send("hb-credit", "repair", "life-repair", JSON, repair(&today.to_string())).await;
         support::eventually(Duration::from_secs(60), "retraction confirmed", || async move {
             retractions(admin_ref, PENALTY_KEY)
                 .await
@@ -291,7 +259,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
         removal["YCRQ"] = today.to_string().into();
         removal["YCYY"] = "信用修复移出".into();
         removal["SJC"] = format!("{today}T16:00:00+08:00").into();
-        publish("hb-credit", "blacklist", "life-removal", JSON, serde_json::to_vec(&removal).unwrap())
+        publisher.send("hb-credit", "blacklist", "life-removal", JSON, serde_json::to_vec(&removal).unwrap())
             .await;
         support::eventually(Duration::from_secs(60), "list entry retracted", || async move {
             retractions(admin_ref, LIST_KEY).await.first().is_some_and(|r| {

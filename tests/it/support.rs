@@ -11,6 +11,9 @@ use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
+mod rig;
+pub use rig::{Publisher, Rig, RigSetup};
+
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The shared broker of this machine kind (127.0.0.1:5672), or the node `scripts/test.sh` started
@@ -699,12 +702,34 @@ pub async fn credit_mock(
     behaviour: credgate::testkit::Behaviour,
     stop: &tokio_util::sync::CancellationToken,
 ) -> credgate::testkit::MockDestination {
+    credit_mock_at(0, behaviour, stop).await
+}
+
+/// [`credit_mock`] on a given loopback port: for tests that write the port into the
+/// configuration and start the gateway before the site comes up.
+pub async fn credit_mock_at(
+    port: u16,
+    behaviour: credgate::testkit::Behaviour,
+    stop: &tokio_util::sync::CancellationToken,
+) -> credgate::testkit::MockDestination {
     credgate::testkit::MockDestination::start(
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
         behaviour,
         Some(SECRET.into()),
         stop.clone(),
     )
     .await
     .unwrap()
+}
+
+/// Percent-encodes a query parameter value (record keys carry `|`, `:` and Chinese).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
