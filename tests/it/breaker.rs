@@ -180,7 +180,10 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
         gateway.log_text()
     );
     phase("gateway stopped");
-    let dead: BTreeSet<String> = support::drain_queue(&connection, &broker::dlq_queue("hb-credit"))
+    // A fresh connection for the count: the first one has lived through the whole run, and a
+    // dead one would read as "no dead letters".
+    let counting = support::connect(broker, &vhost).await;
+    let dead: BTreeSet<String> = support::drain_queue(&counting, &broker::dlq_queue("hb-credit"))
         .await
         .into_iter()
         .map(|(id, _, _)| id)
@@ -194,7 +197,8 @@ async fn run(broker: &Broker, tag: &str, breaker: bool) -> Run {
          all delivered: {all_in}; {accounting:?}",
         FAILING.as_secs()
     );
-    let _ = connection.close(200, "".into()).await;
+    support::close(&counting).await;
+    support::close(&connection).await;
     drop(vhost_guard);
     stop.cancel();
     Run {

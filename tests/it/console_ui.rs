@@ -238,5 +238,5 @@ token = "${file:auditor.txt}"
     assert_eq!(gateway.terminate(), Some(0));
     assert!(!gateway.log_text().contains(PERSON_ID), "an ID number reached the log");
     stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+    support::close(&connection).await;
 }

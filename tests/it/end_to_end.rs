@@ -270,7 +270,7 @@ async fn every_direction_end_to_end() {
         // No personal identifier in the logs.
         assert!(!gateway.log_text().contains("420111198501011234"));
         stop.cancel();
-        let _ = connection.close(200, "".into()).await;
+        support::close(&connection).await;
     })
     .await
 }

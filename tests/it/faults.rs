@@ -292,7 +292,7 @@ async fn publish_reliably(
         }
     }
     if let Some((connection, _)) = session {
-        let _ = connection.close(200, "done".into()).await;
+        support::close(&connection).await;
     }
     report
 }
@@ -421,7 +421,7 @@ async fn broker_killed_mid_stream() {
     assert!(after_stop.is_empty(), "queues not empty after the gateway stopped: {after_stop:?}");
     assert_clean_log(&gateway);
     stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+    support::close(&connection).await;
     })
     .await
 }
@@ -515,7 +515,7 @@ async fn gateway_killed_mid_stream() {
     assert!(after_stop.is_empty(), "queues not empty after the gateway stopped: {after_stop:?}");
     assert_clean_log(&gateway);
     stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+    support::close(&connection).await;
     })
     .await
 }
@@ -672,7 +672,7 @@ async fn destination_failing_then_recovering_and_one_permanently_rejecting() {
         }
         assert_eq!(drained, Ok(()), "queues not drained");
         stop.cancel();
-        let _ = connection.close(200, "".into()).await;
+        support::close(&connection).await;
     })
     .await
 }
@@ -839,7 +839,7 @@ async fn poison_document_does_not_block_the_queue() {
     assert_eq!(receipts.len(), total_documents);
     assert_eq!(drained, Ok(()), "queues not drained");
     stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+    support::close(&connection).await;
     })
     .await
 }

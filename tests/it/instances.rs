@@ -191,7 +191,7 @@ async fn two_instances_one_killed_mid_stream() {
         "instance B acked a void delivery tag"
     );
     stop.cancel();
-    let _ = connection.close(200, "".into()).await;
+    support::close(&connection).await;
     })
     .await
 }

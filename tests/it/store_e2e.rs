@@ -321,7 +321,7 @@ async fn dead_letters_replay_once_and_lineage_shows_it() {
         assert_eq!(gateway.terminate(), Some(0));
         assert!(!gateway.log_text().contains(PERSON_ID), "an ID number reached the log");
         stop.cancel();
-        let _ = connection.close(200, "".into()).await;
+        support::close(&connection).await;
     })
     .await
 }
@@ -438,7 +438,7 @@ async fn replay_at_volume_delivers_each_dead_letter_once() {
         );
         assert_eq!(gateway.terminate(), Some(0));
         stop.cancel();
-        let _ = connection.close(200, "".into()).await;
+        support::close(&connection).await;
     })
     .await
 }

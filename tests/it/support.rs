@@ -414,6 +414,13 @@ impl Drop for Gateway {
     }
 }
 
+/// Closes a test's connection, bounded: lapin's close waits for the broker's close-ok, which
+/// never comes when the broker has already dropped the connection (a busy run's missed
+/// heartbeats), and a test must not hang on its last line.
+pub async fn close(connection: &lapin::Connection) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection.close(200, "".into())).await;
+}
+
 /// Connects to a vhost.
 pub async fn connect(broker: &Broker, vhost: &str) -> lapin::Connection {
     let uri = credgate::broker::amqp_uri(&broker.amqp_url(vhost), "guest", Some("guest"), 5);
