@@ -348,26 +348,7 @@ impl Store {
     ///
     /// The query failed.
     pub async fn dead_letter(&self, dead_id: &str) -> Result<Option<DeadLetterDetail>, StoreError> {
-        let sql = concat!("SELECT ", summary_columns!(), " FROM dead_letters WHERE dead_id = $1");
-        let row: Option<SummaryRow> =
-            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(dead_id).fetch_optional(p).await?);
-        let Some(row) = row else { return Ok(None) };
-        let sql = "SELECT operation, content_type, response, history, payload FROM dead_letters WHERE dead_id = $1";
-        let (operation, content_type, response, history, payload): (
-            String,
-            String,
-            String,
-            String,
-            Vec<u8>,
-        ) = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(dead_id).fetch_one(p).await?);
-        Ok(Some(DeadLetterDetail {
-            summary: summary(row),
-            operation,
-            content_type,
-            response,
-            history: serde_json::from_str(&history).unwrap_or(serde_json::Value::Null),
-            payload,
-        }))
+        Ok(self.dead_letters_by_id(&[dead_id]).await?.remove(dead_id))
     }
 
     /// Rejected inbound documents of an adapter (empty: all), oldest first.
