@@ -32,6 +32,12 @@ mod fields;
 
 use crate::pipeline::shanghai;
 
+/// Whether a copy's version is one the lifecycle generated (an objection's hold or release, a
+/// retraction): such copies carry out a hold and are never parked by it.
+pub fn is_generated_version(version: &str) -> bool {
+    version.contains(dispute::HOLD_COPY_MARKER) || version.contains(retraction::RETRACT_MARKER)
+}
+
 /// The Asia/Shanghai calendar day of an instant: every "day" of the lifecycle is one
 /// (domain-standards §2.5).
 pub fn shanghai_date(ts: jiff::Timestamp) -> jiff::civil::Date {

@@ -217,8 +217,11 @@ impl Dispute {
 /// like the store's supersession — so each copy gets its own idempotency key and none is
 /// dropped as superseded by the one before it.
 pub fn hold_copy_version(held_version: &str, objection_id: &str, step: u32) -> String {
-    format!("{held_version}~dispute:{objection_id}:{step:04}")
+    format!("{held_version}{HOLD_COPY_MARKER}{objection_id}:{step:04}")
 }
+
+/// What the version of a copy sent because of a hold contains.
+pub const HOLD_COPY_MARKER: &str = "~dispute:";
 
 /// Step numbers for [`hold_copy_version`].
 pub const STEP_HOLD: u32 = 1;

@@ -252,6 +252,9 @@ pub enum RetractionError {
     Deadline(#[from] DeadlineError),
 }
 
+/// What the version of a retraction contains.
+pub const RETRACT_MARKER: &str = "~retract:";
+
 /// The version of a retraction: after the target's own version and every version any holder
 /// has or has queued, and stable for one cause (a redelivered repair plans the same thing).
 pub fn retract_version(
@@ -266,7 +269,7 @@ pub fn retract_version(
         .chain([target.record_version()])
         .max()
         .unwrap_or_default();
-    format!("{newest}~retract:{}", cause.basis_record_key)
+    format!("{newest}{RETRACT_MARKER}{}", cause.basis_record_key)
 }
 
 /// Plans the retraction of `target` (its latest canonical record) at every holder.

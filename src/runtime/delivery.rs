@@ -557,7 +557,7 @@ impl LaneWorker {
                 true
             }
             Ok((_, true))
-                if !is_lifecycle_version(record_version)
+                if !crate::lifecycle::is_generated_version(record_version)
                     && crate::lifecycle::objection::policy_of(
                         &self.state.config,
                         &self.destination,
@@ -781,12 +781,6 @@ struct Dead {
 }
 
 /// The copy's properties without any per-message TTL: a dead letter must never expire.
-/// Copies a lifecycle step generated for a record (an objection's hold or release, a
-/// retraction): never parked by an objection's hold, which they carry out.
-fn is_lifecycle_version(version: &str) -> bool {
-    version.contains("~dispute:") || version.contains("~retract:")
-}
-
 fn without_expiration(properties: &lapin::BasicProperties) -> lapin::BasicProperties {
     let mut out = lapin::BasicProperties::default().with_delivery_mode(2);
     if let Some(id) = properties.message_id() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use credgate::pipeline::Receipt;
 use serde_json::Value;
 
-use super::support::{self, Rig, RigSetup, urlencode};
+use super::support::{self, Rig, RigSetup};
 
 const ADAPTER: &str = "gc-county-credit";
 /// The ID number of the sample CSV's rejected row (bad check digit).
@@ -173,7 +173,7 @@ async fn import_publishes_valid_rows_and_reports_every_row() {
         assert!(delivered, "copies at hb-credit: {:?}; receipts: {first:?}", credit.accepted());
         for row in report["rows"].as_array().unwrap().iter().filter(|r| r["published"] == true) {
             let key = row["record_key"].as_str().unwrap();
-            let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
+            let (status, body) = admin.records_by_key(key).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{key}: {body}");
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::support::{self, Rig, RigSetup, urlencode};
+use super::support::{self, Rig, RigSetup};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
@@ -22,7 +22,7 @@ const LISTED_USCC: &str = "91420106MA4R2T6U2E";
 
 /// The lifecycle retractions of a record key, from `/v1/records`.
 pub(crate) async fn retractions(admin: &support::Admin, key: &str) -> Vec<Value> {
-    let (status, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
+    let (status, body) = admin.records_by_key(key).await;
     assert_eq!(status, 200, "{body}");
     body["records"][0]["lifecycle"]["retractions"].as_array().cloned().unwrap_or_default()
 }
@@ -119,7 +119,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
 
         // --- 5. Working-day deadlines of the copy: 双公示 from the decision (2026-09-28) was
         // breached long ago; province → credit platform from today's receipt was met.
-        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(PENALTY_KEY))).await;
+        let (_, shown) = admin.records_by_key(PENALTY_KEY).await;
         let deadlines = shown["records"][0]["lifecycle"]["deadlines"].as_array().unwrap().clone();
         let status_of = |rule: &str| {
             deadlines
@@ -295,8 +295,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
         repair13["MBJLBS"] = key13.into();
         // The repair must find the penalty's lineage (committed before its source is acked).
         support::eventually(Duration::from_secs(60), "second penalty stored", || async move {
-            let (status, body) =
-                admin_ref.get(&format!("/v1/records?key={}", urlencode(key13))).await;
+            let (status, body) = admin_ref.records_by_key(key13).await;
             status == 200 && body["records"].as_array().is_some_and(|r| !r.is_empty())
         })
         .await;
@@ -360,7 +359,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             },
         )
         .await;
-        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key14))).await;
+        let (_, shown) = admin.records_by_key(key14).await;
         let publicity = &shown["records"][0]["lifecycle"]["publicity"][0];
         assert_eq!(publicity["tier"], "一般", "{publicity}");
         assert_eq!(publicity["rule_version"], "ndrc-527-2019", "{publicity}");
@@ -376,11 +375,11 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .await;
         let key15 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕15号";
         support::eventually(Duration::from_secs(60), "minor penalty stored", || async move {
-            let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+            let (_, body) = admin_ref.records_by_key(key15).await;
             body["records"].as_array().is_some_and(|r| !r.is_empty())
         })
         .await;
-        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key15))).await;
+        let (_, shown) = admin.records_by_key(key15).await;
         let record = &shown["records"][0];
         assert_eq!(record["lifecycle"]["publicity"][0]["publish"], false, "{record}");
         assert_eq!(record["lifecycle"]["publicity"][0]["tier"], "轻微", "{record}");
@@ -396,7 +395,7 @@ async fn repair_retracts_everywhere_list_is_versioned_and_bids_are_warned() {
             .await;
         let key16 = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕16号";
         support::eventually(Duration::from_secs(60), "serious penalty stored", || async move {
-            let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key16))).await;
+            let (_, body) = admin_ref.records_by_key(key16).await;
             body["records"][0]["lifecycle"]["publicity"][0]["tier"] == "严重"
         })
         .await;
@@ -505,7 +504,7 @@ pub(crate) fn objection(id: &str, n: usize, status: &str) -> Vec<u8> {
 
 /// The copy statuses (`held`, `delivered` …) of a record key's versions, from `/v1/records`.
 pub(crate) async fn copy_statuses(admin: &support::Admin, key: &str) -> Vec<String> {
-    let (_, body) = admin.get(&format!("/v1/records?key={}", urlencode(key))).await;
+    let (_, body) = admin.records_by_key(key).await;
     body["records"][0]["versions"]
         .as_array()
         .into_iter()
@@ -596,7 +595,7 @@ async fn an_objection_holds_the_record_until_its_outcome() {
         assert_eq!(release["YYCL"], "恢复公示", "{release}");
         assert_eq!(release["YYZT"], "已更正", "{release}");
         assert_eq!(release["CF_NR"], "罚款人民币10000元", "the corrected version: {release}");
-        let (_, shown) = admin.get(&format!("/v1/records?key={}", urlencode(key_a))).await;
+        let (_, shown) = admin.records_by_key(key_a).await;
         let dispute = &shown["records"][0]["lifecycle"]["disputes"][0];
         assert_eq!(dispute["status"], "已更正", "{shown}");
         assert_eq!(dispute["holding"], false, "{dispute}");
@@ -621,7 +620,7 @@ async fn an_objection_holds_the_record_until_its_outcome() {
         .await;
         publish("objection", "dp-objection-b1", objection("HBYY-B", 32, "已受理")).await;
         support::eventually(Duration::from_secs(60), "objection B holds", || async move {
-            let (_, shown) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key_b))).await;
+            let (_, shown) = admin_ref.records_by_key(key_b).await;
             shown["records"][0]["lifecycle"]["disputes"][0]["holding"] == true
         })
         .await;

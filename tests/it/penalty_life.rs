@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::lifecycle_e2e::{fixture, holder_status, objection, received, repair, retractions};
-use super::support::{self, Rig, RigSetup, urlencode};
+use super::support::{self, Rig, RigSetup};
 
 const PENALTY_KEY: &str = "admin_penalty:11420000MB0P1Q2R33|鄂公管罚〔2026〕12号";
 const LIST_KEY: &str = "dishonest_list_entry:HBXY-HMD-2026-000045";
@@ -72,7 +72,7 @@ async fn a_serious_penalty_from_publication_to_repair() {
                 .collect()
         };
         let record = |key: &'static str| async move {
-            let (_, body) = admin_ref.get(&format!("/v1/records?key={}", urlencode(key))).await;
+            let (_, body) = admin_ref.records_by_key(key).await;
             body["records"][0].clone()
         };
 

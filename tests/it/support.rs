@@ -592,6 +592,11 @@ impl Admin {
         Self::answer(request).await
     }
 
+    /// `GET /v1/records?key=…`: every version of one record with its lineage and lifecycle.
+    pub async fn records_by_key(&self, key: &str) -> (u16, serde_json::Value) {
+        self.get(&format!("/v1/records?key={}", urlencode(key))).await
+    }
+
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let mut request =
             self.client.post(format!("{}{path}", self.base)).bearer_auth(SECRET).json(&body);
