@@ -14,8 +14,8 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-/// Schema migrations, applied in order: (version, SQLite text, PostgreSQL text). Only 0005
-/// differs (SQLite `WITHOUT ROWID` tables); the others run as they are on both.
+/// Schema migrations, applied in order: (version, SQLite text, PostgreSQL text). Only 0005 and
+/// 0007 differ (SQLite `WITHOUT ROWID` tables); the others run as they are on both.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, include_str!("store/0001_init.sql"), include_str!("store/0001_init.sql")),
     (2, include_str!("store/0002_lineage.sql"), include_str!("store/0002_lineage.sql")),
@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("store/0005_lineage_compact_postgres.sql"),
     ),
     (6, include_str!("store/0006_disputes.sql"), include_str!("store/0006_disputes.sql")),
+    (
+        7,
+        include_str!("store/0007_lineage_per_key_sqlite.sql"),
+        include_str!("store/0007_lineage_per_key_postgres.sql"),
+    ),
 ];
 
 /// How many writes one transaction may carry.

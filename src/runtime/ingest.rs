@@ -152,7 +152,24 @@ pub async fn ingest_batch(
     let Ok(channel) = publisher(state).await else {
         return batch.iter().map(|_| Err(IngestError::NotConnected)).collect();
     };
-    let mut published = broker::publish_groups(&channel, groups).await;
+    // Lineage is history, written idempotently, so it commits while the copies are being
+    // published instead of after their confirms: the store's commit hides behind the broker's.
+    // The dedup key still commits only after the confirms, so a document is answered (and
+    // never re-processed) only once its copies are safe and its lineage is durable.
+    let record_lineage = state.config.process.store.lineage;
+    let lineage_rows: Vec<Write> = if record_lineage {
+        fresh_documents(&plans, batch)
+            .flat_map(|(inbound, processed, receipt)| {
+                crate::store::lineage::lineage_writes(inbound, processed, receipt)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (mut published, lineage_committed) = tokio::join!(
+        broker::publish_groups(&channel, groups),
+        commit_unless_empty(state, lineage_rows)
+    );
 
     // A repeat inside the batch stands or falls with its first occurrence.
     for index in 0..plans.len() {
@@ -164,32 +181,44 @@ pub async fn ingest_batch(
             ));
         }
     }
-    // Lineage and dedup key of every published document commit in one transaction: an
-    // acknowledged document always has its lineage.
+    // Dedup key and lifecycle state of every published document commit in one transaction,
+    // after its lineage. A document whose copies could not be published keeps its lineage (the
+    // source's redelivery re-writes the same rows), and each of its copies gets an attempt
+    // saying so, so the record's history does not show them as simply queued.
     let mut rows: Vec<Write> = Vec::new();
-    let record_lineage = state.config.process.store.lineage;
     for (((plan, inbound), outcome), step) in plans.iter().zip(batch).zip(&published).zip(&steps) {
-        if let Plan::Fresh { processed, receipt, receipt_json } = plan
-            && outcome.is_ok()
-        {
-            if record_lineage {
-                rows.extend(crate::store::lineage::lineage_writes(inbound, processed, receipt));
+        let Plan::Fresh { processed, receipt, receipt_json } = plan else { continue };
+        match outcome {
+            Ok(()) => {
+                // Lifecycle rows always: list events, retractions and publicity are state,
+                // not history (retraction holders still come from lineage, see
+                // docs/lifecycle.md).
+                rows.extend(crate::runtime::lifecycle::writes(step, &receipt.received_at));
+                crate::runtime::lifecycle::report(step, inbound.message_id);
+                rows.push(Write::Message {
+                    message_id: inbound.message_id.to_owned(),
+                    adapter: inbound.adapter.to_owned(),
+                    doc_type: inbound.doc_type.to_owned(),
+                    status: status_name(receipt.status).to_owned(),
+                    receipt: receipt_json.clone(),
+                    received_at: receipt.received_at.clone(),
+                });
             }
-            // Lifecycle rows always: list events, retractions and publicity are state, not
-            // history (retraction holders still come from lineage, see docs/lifecycle.md).
-            rows.extend(crate::runtime::lifecycle::writes(step, &receipt.received_at));
-            crate::runtime::lifecycle::report(step, inbound.message_id);
-            rows.push(Write::Message {
-                message_id: inbound.message_id.to_owned(),
-                adapter: inbound.adapter.to_owned(),
-                doc_type: inbound.doc_type.to_owned(),
-                status: status_name(receipt.status).to_owned(),
-                receipt: receipt_json.clone(),
-                received_at: receipt.received_at.clone(),
-            });
+            Err(error) if record_lineage && lineage_committed.is_ok() => {
+                rows.extend(crate::store::lineage::unpublished_attempts(
+                    processed,
+                    &error.to_string(),
+                    &pipeline::rfc3339_shanghai(jiff::Timestamp::now()),
+                ));
+            }
+            Err(_) => {}
         }
     }
-    let committed = state.store.write_all(rows).await.map_err(|e| e.to_string());
+    let committed = match lineage_committed {
+        Ok(()) => state.store.write_all(rows).await.map_err(|e| e.to_string()),
+        // Without its lineage no document may be answered: all of them are redelivered.
+        Err(error) => Err(error.to_string()),
+    };
 
     let mut tally = Tally::default();
     let results = plans
@@ -226,6 +255,22 @@ pub async fn ingest_batch(
         .collect();
     tally.flush(started.elapsed().as_secs_f64());
     results
+}
+
+/// The new documents of a batch, with what the pipeline made of them.
+fn fresh_documents<'a>(
+    plans: &'a [Plan],
+    batch: &'a [Inbound<'a>],
+) -> impl Iterator<Item = (&'a Inbound<'a>, &'a Processed, &'a Receipt)> {
+    plans.iter().zip(batch).filter_map(|(plan, inbound)| match plan {
+        Plan::Fresh { processed, receipt, .. } => Some((inbound, processed, receipt)),
+        _ => None,
+    })
+}
+
+/// Commits `rows` in the store's next group commit; nothing to wait for when there are none.
+async fn commit_unless_empty(state: &AppState, rows: Vec<Write>) -> Result<(), StoreError> {
+    if rows.is_empty() { Ok(()) } else { state.store.write_all(rows).await }
 }
 
 /// Runs the lifecycle step over the new documents of a batch (one `Step` per plan, empty for

@@ -152,7 +152,9 @@ pub struct Attempt {
     pub record_version: String,
     /// 1 for the first try; replays start again at 1.
     pub attempt: i64,
-    /// `delivered`, `retry`, `dead`, `superseded` or `already_delivered`.
+    /// `delivered`, `retry`, `dead`, `superseded`, `already_delivered`, `held` or
+    /// `unpublished` (attempt 0: the source's document could not be routed, see
+    /// [`unpublished_attempts`]).
     pub outcome: String,
     pub reason: String,
     /// The destination's answer (truncated).
@@ -220,6 +222,37 @@ pub fn lineage_writes(
         })));
     }
     out
+}
+
+/// Attempts for the copies of a document whose publish to `credgate.route` failed after its
+/// lineage was written: outcome `unpublished`, attempt 0 (before any delivery), the broker's
+/// error as the reason. The source's redelivery publishes the same copies again (same
+/// idempotency keys), and their delivery attempts follow these.
+pub fn unpublished_attempts(processed: &Processed, error: &str, at: &str) -> Vec<Write> {
+    processed
+        .records
+        .iter()
+        .filter(|record| record.status != RecordStatus::Rejected)
+        .filter_map(|record| record.record.as_ref().map(|canonical| (record, canonical)))
+        .flat_map(|(record, canonical)| {
+            record.copies.iter().map(move |copy| {
+                Write::Attempt(Box::new(Attempt {
+                    idempotency_key: copy.idempotency_key.clone(),
+                    destination: copy.destination.clone(),
+                    record_key: canonical.record_key().to_owned(),
+                    record_version: canonical.record_version().to_owned(),
+                    attempt: 0,
+                    outcome: "unpublished".to_owned(),
+                    reason: format!(
+                        "publishing to credgate.route failed, the source's redelivery routes it again: {error}"
+                    ),
+                    response: String::new(),
+                    replay_of: String::new(),
+                    at: at.to_owned(),
+                }))
+            })
+        })
+        .collect()
 }
 
 fn record_status(status: RecordStatus) -> &'static str {
@@ -383,17 +416,19 @@ pub(super) async fn commit_records<T: Tx>(
             q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
-        // No conflict target: the primary key differs between the backends (0005), and it is
-        // the only unique constraint of either table.
+        // One index row per record key, not per version (0007): a new version or a re-sent
+        // document naming the same identifiers in the same fields conflicts and adds nothing.
         for chunk in shaped_chunks(&index, ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, field, message_id, record_index, record_key) ");
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, record_key, field) ");
             q.push_values(chunk, |mut row, (w, kind, value, fields)| {
-                row.push_bind(kind.as_str()).push_bind(value).push_bind(fields)
-                    .push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key);
+                row.push_bind(kind.as_str()).push_bind(value).push_bind(&w.record_key).push_bind(fields);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
+        // One row per copy (0007: its idempotency key names destination, record key and
+        // version), kept from the first document that routed it; a re-sent document routes
+        // the same copy again and adds nothing.
         for chunk in shaped_chunks(&copies, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
             q.push_values(chunk, |mut row, (w, copy)| {

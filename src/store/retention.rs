@@ -73,36 +73,33 @@ impl Store {
             if !picked.is_empty() {
                 let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
                 let record_keys: Vec<String> = picked.into_iter().map(|r| r.2).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-                // Copies are named by their record key (the leading column of `routed_copies`'
-                // key on SQLite, of its record-key index on PostgreSQL) besides the exact rows,
-                // so a batch seeks instead of scanning every copy ever routed.
-                let copies_of = |q: &mut sqlx::QueryBuilder<_>| {
-                    q.push("record_key IN (");
-                    push_values(q, &record_keys);
-                    q.push(") AND (message_id, record_index) IN (");
-                    push_keys(q, &keys);
-                    q.push(")");
-                };
-                // Attempts first: they are found through the routed copies.
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM delivery_attempts WHERE at < ");
-                q.push_bind(before);
-                q.push(" AND idempotency_key IN (SELECT idempotency_key FROM routed_copies WHERE ");
-                copies_of(&mut q);
-                q.push(")");
-                n += q.build().execute(&mut *tx).await?.rows_affected();
-                // The index rows are found by message id alone: their leading columns (kind,
-                // value) cannot be recomputed once retention has emptied the body, so this
-                // delete scans `record_index` (a background batch, not the ingest path).
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM record_index WHERE (message_id, record_index) IN (");
-                push_keys(&mut q, &keys);
-                q.push(")");
-                n += q.build().execute(&mut *tx).await?.rows_affected();
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM routed_copies WHERE ");
-                copies_of(&mut q);
-                n += q.build().execute(&mut *tx).await?.rows_affected();
+                // The versions go first; a copy and an index row belong to a record key, not
+                // to one document (0007), so they go once no version they describe is left.
                 let mut q = sqlx::QueryBuilder::new("DELETE FROM record_versions WHERE (message_id, record_index) IN (");
                 push_keys(&mut q, &keys);
                 q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                // Copies of the picked keys whose version is gone: named by record key (the
+                // leading column of `routed_copies`' key), each checked with a seek on
+                // `record_versions_key`.
+                let orphaned_copies = |q: &mut sqlx::QueryBuilder<_>| {
+                    q.push("record_key IN (");
+                    push_values(q, &record_keys);
+                    q.push(") AND NOT EXISTS (SELECT 1 FROM record_versions rv WHERE rv.record_key = routed_copies.record_key AND rv.record_version = routed_copies.record_version)");
+                };
+                // Attempts before their copies: they are found through them.
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM delivery_attempts WHERE at < ");
+                q.push_bind(before);
+                q.push(" AND idempotency_key IN (SELECT idempotency_key FROM routed_copies WHERE ");
+                orphaned_copies(&mut q);
+                q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM routed_copies WHERE ");
+                orphaned_copies(&mut q);
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM record_index WHERE record_key IN (");
+                push_values(&mut q, &record_keys);
+                q.push(") AND NOT EXISTS (SELECT 1 FROM record_versions rv WHERE rv.record_key = record_index.record_key)");
                 n += q.build().execute(&mut *tx).await?.rows_affected();
             }
             n += sqlx::query(dead).bind(item).bind(before).bind(limit).execute(&mut *tx).await?.rows_affected();

@@ -9,7 +9,7 @@ const state = { me: null, destinations: [], sources: [], lastOverview: null, tim
 const LABELS = {
   role: { operator: '操作员', auditor: '审计员', admin: '管理员' },
   kind: { inbound: '入站', outbound: '待投递', retry: '重试', dead_letter: '死信', rejected: '拒收', receipts: '回执', other: '其他' },
-  copy: { delivered: '已送达', dead: '死信', superseded: '已被新版本取代', already_delivered: '已送达（重复）', retrying: '重试中', queued: '排队中', held: '异议暂停' },
+  copy: { delivered: '已送达', dead: '死信', superseded: '已被新版本取代', already_delivered: '已送达（重复）', retrying: '重试中', queued: '排队中', held: '异议暂停', unpublished: '未能发布（待来源重发）' },
   outcome: { delivered: '已送达', retry: '重试', retriable: '可重试失败', permanent: '永久失败', dead: '转入死信', superseded: '已被新版本取代', already_delivered: '已送达过，未重复发送', held: '异议处理中，暂停推送' },
   receipt: { accepted: '已接收', accepted_with_warnings: '已接收（有警告）', rejected: '已拒收', duplicate: '重复' },
   reason: { rejected: '目的地拒收', retries_exhausted: '重试耗尽' },
