@@ -1,10 +1,11 @@
--- Lineage rows per record key and per copy instead of per inbound message (issue 5: the store's
--- cost on the ingest path). A new version, or a platform re-sending the same document under a
--- new message id, used to add an identifier row per value and a copy row per destination even
--- when nothing new was learnt: the index now holds one row per (identifier, record key, fields)
--- and `routed_copies` one row per copy (its idempotency key names destination, record key and
--- version), kept from the first document that routed it. Record versions keep one row per
--- inbound message: that is the history.
+-- Lineage index rows per record key instead of per inbound message (issue 5: the store's cost
+-- on the ingest path). Every new version of a record (a correction, a platform re-sending it)
+-- used to add a row per identifier value although the record key already had it: the index
+-- now holds one row per (identifier, record key, fields), which is all a lookup needs
+-- (identifier → record keys → their history). `routed_copies` is keyed by the copy itself
+-- (record key, idempotency key: destination + record key + version), kept from the first
+-- document that routed it. Record versions keep one row per inbound message: that is the
+-- history.
 CREATE TABLE record_index_0007 (
     kind TEXT NOT NULL,
     value TEXT NOT NULL,

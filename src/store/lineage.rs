@@ -416,8 +416,8 @@ pub(super) async fn commit_records<T: Tx>(
             q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
-        // One index row per record key, not per version (0007): a new version or a re-sent
-        // document naming the same identifiers in the same fields conflicts and adds nothing.
+        // One index row per record key, not per version (0007): a new version naming the same
+        // identifiers in the same fields conflicts and adds nothing.
         for chunk in shaped_chunks(&index, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, record_key, field) ");
             q.push_values(chunk, |mut row, (w, kind, value, fields)| {
@@ -427,8 +427,7 @@ pub(super) async fn commit_records<T: Tx>(
             q.build().execute(&mut *c).await?;
         }
         // One row per copy (0007: its idempotency key names destination, record key and
-        // version), kept from the first document that routed it; a re-sent document routes
-        // the same copy again and adds nothing.
+        // version), kept from the first document that routed it.
         for chunk in shaped_chunks(&copies, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
             q.push_values(chunk, |mut row, (w, copy)| {

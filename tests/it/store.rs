@@ -131,6 +131,16 @@ impl Raw {
         }
     }
 
+    /// Rows of `table` for a record key.
+    async fn rows_for_key(&self, table: &str, key: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE record_key = $1");
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).bind(key).fetch_one(p).await.unwrap(),
+            Raw::Postgres(p, _) => sqlx::query_scalar(sql).bind(key).fetch_one(p).await.unwrap(),
+        }
+    }
+
     /// Closes the raw pool; the database guard then drops the database.
     async fn drop_database(self) {
         if let Raw::Postgres(pool, database) = self {
@@ -367,6 +377,79 @@ async fn exercise_lineage(store: &Store) {
     );
 }
 
+/// A platform re-sending a document under a new message id: a version of its own (the message
+/// id breaks the tie between equal times) with its own copies, but no new index row (0007: the
+/// index is per record key); a document whose copies could not be published shows them
+/// `unpublished` until the source's redelivery gets them delivered.
+async fn exercise_resent_and_unpublished(store: &Store, raw: &Raw) {
+    let config = sample_config();
+    let (key, version, _) = ingest_penalty(store, &config, 7003, "resent-1", 1_795_184_300).await;
+    let copies = raw.rows_for_key("routed_copies", &key).await;
+    let index = raw.rows_for_key("record_index", &key).await;
+    assert!(copies >= 1 && index >= 2, "copies {copies}, index rows {index}");
+    let (again, other_version, _) =
+        ingest_penalty(store, &config, 7003, "resent-2", 1_795_184_300).await;
+    assert_eq!(again, key);
+    assert_ne!(other_version, version);
+    assert_eq!(raw.rows_for_key("record_versions", &key).await, 2, "one version row per message");
+    assert_eq!(raw.rows_for_key("routed_copies", &key).await, 2 * copies, "each version's copies");
+    assert_eq!(raw.rows_for_key("record_index", &key).await, index, "the same identifiers again");
+    // The same message again (a redelivery before its dedup key committed) adds nothing.
+    ingest_penalty(store, &config, 7003, "resent-2", 1_795_184_300).await;
+    assert_eq!(raw.rows_for_key("record_versions", &key).await, 2);
+    assert_eq!(raw.rows_for_key("routed_copies", &key).await, 2 * copies);
+    let history = store.record_history(&key).await.unwrap().unwrap();
+    let messages: Vec<&str> = history.versions.iter().map(|v| v.message_id.as_str()).collect();
+    assert_eq!(messages, ["resent-1", "resent-2"]);
+    let by_doc = store
+        .find_record_keys(&RecordQuery::DocNo("鄂公管罚〔2026〕7003号".into()), 50)
+        .await
+        .unwrap();
+    assert_eq!(by_doc.len(), 1);
+
+    // Penalty 7004: lineage written, then its publish failed.
+    let body = support::penalty(7004);
+    let inbound = Inbound {
+        adapter: "wh-ggzy",
+        doc_type: "penalty",
+        body: &body,
+        content_type: Some("application/json"),
+        message_id: "unpublished-1",
+        correlation_id: None,
+        received_at: jiff::Timestamp::from_second(1_795_184_400).unwrap(),
+        source_timestamp: Some(jiff::Timestamp::from_second(1_795_184_400).unwrap()),
+    };
+    let processed = pipeline::process(&config, &inbound);
+    let receipt = processed.receipt(&inbound);
+    let at = pipeline::rfc3339_shanghai(jiff::Timestamp::now());
+    let failed = credgate::store::lineage::unpublished_attempts(
+        &processed,
+        "returned by credgate.route",
+        &at,
+    );
+    let record = processed.records[0].record.as_ref().unwrap();
+    assert_eq!(failed.len(), processed.records[0].copies.len());
+    for w in lineage_writes(&inbound, &processed, &receipt).into_iter().chain(failed) {
+        store.write(w).await.unwrap();
+    }
+    let history = store.record_history(record.record_key()).await.unwrap().unwrap();
+    let copy = history.versions[0].copies.iter().find(|c| c.destination == "hb-credit").unwrap();
+    assert_eq!(copy.status, "unpublished");
+    assert_eq!(copy.attempts[0].attempt, 0);
+    assert!(copy.attempts[0].reason.contains("returned by credgate.route"), "{:?}", copy.attempts);
+    // The redelivery published it and the site took it.
+    let idem = copy.idempotency_key.clone();
+    store
+        .write(attempt(record.record_key(), record.record_version(), &idem, 1, "delivered", ""))
+        .await
+        .unwrap();
+    let history = store.record_history(record.record_key()).await.unwrap().unwrap();
+    let copy = history.versions[0].copies.iter().find(|c| c.destination == "hb-credit").unwrap();
+    assert_eq!(copy.status, "delivered");
+    let outcomes: Vec<&str> = copy.attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["unpublished", "delivered"]);
+}
+
 async fn exercise_dead_letters(store: &Store) {
     for (i, (class, source, at)) in [
         ("rejected", "wh-ggzy", "2026-11-20T09:00:00.000+08:00"),
@@ -487,8 +570,9 @@ async fn exercise_pause(store: &Store) {
 async fn sqlite_lineage_dlq_pause() {
     support::within(Duration::from_secs(300), async {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _raw) = sqlite_backend(&dir).await;
+        let (store, raw) = sqlite_backend(&dir).await;
         exercise_lineage(&store).await;
+        exercise_resent_and_unpublished(&store, &raw).await;
         exercise_dead_letters(&store).await;
         exercise_pause(&store).await;
     })
@@ -500,6 +584,7 @@ async fn postgres_lineage_dlq_pause() {
     support::within(Duration::from_secs(300), async {
         let Some((store, raw)) = postgres_backend("lineage").await else { return };
         exercise_lineage(&store).await;
+        exercise_resent_and_unpublished(&store, &raw).await;
         exercise_dead_letters(&store).await;
         exercise_pause(&store).await;
         raw.drop_database().await;
@@ -616,6 +701,10 @@ async fn exercise_retention(store: &Store) {
         assert!(store.record_history(key).await.unwrap().is_none(), "row kept: {key}");
         assert!(store.holders(key).await.unwrap().is_empty(), "routed copies kept: {key}");
     }
+    // Their index rows went with their last version; the recent record is still found.
+    let doc = |n: usize| RecordQuery::DocNo(format!("鄂公管罚〔2026〕{n}号"));
+    assert!(store.find_record_keys(&doc(8000), 10).await.unwrap().is_empty(), "index rows kept");
+    assert_eq!(store.find_record_keys(&doc(8100), 10).await.unwrap().len(), 1);
     let recent_history = store.record_history(&recent_key).await.unwrap().unwrap();
     assert!(recent_history.versions[0].canonical.is_object());
     // Dedup keys of the old messages went with the default metadata days (1827) only later.
