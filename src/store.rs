@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use backend::{Tx, on_conn};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -174,11 +175,29 @@ impl Store {
     ///
     /// The batch's transaction failed or the writer stopped.
     pub async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(writes, Sync::Now).await
+    }
+
+    /// Commits several writes atomically, like [`Store::write_all`], but without waiting for
+    /// the disk: they are durable once a later `write_all` has returned, because both backends
+    /// log commits in order and that commit's flush carries everything logged before it
+    /// (SQLite's WAL, PostgreSQL's WAL). For rows nothing is acted on until such a commit
+    /// follows: ingest writes a batch's lineage this way while its copies are being
+    /// published, and acknowledges only after the dedup rows' `write_all`.
+    ///
+    /// # Errors
+    ///
+    /// The batch's transaction failed or the writer stopped.
+    pub async fn write_all_flushed_later(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(writes, Sync::Later).await
+    }
+
+    async fn submit(&self, writes: Vec<Write>, sync: Sync) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        self.writer.send((writes, tx)).await.map_err(|_| StoreError::WriterGone)?;
+        self.writer.send((writes, sync, tx)).await.map_err(|_| StoreError::WriterGone)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Sql(sqlx::Error::Protocol(message))),
@@ -288,8 +307,18 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes that commit together, and who waits for them.
-type Pending = (Vec<Write>, oneshot::Sender<Result<(), String>>);
+/// Writes that commit together, whether they wait for the disk, and who waits for them.
+type Pending = (Vec<Write>, Sync, oneshot::Sender<Result<(), String>>);
+
+/// Whether a commit waits for its log to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Durable when the commit returns (SQLite `synchronous = FULL`, PostgreSQL
+    /// `synchronous_commit = on`): the default for every write.
+    Now,
+    /// Durable once a later `Now` commit returns ([`Store::write_all_flushed_later`]).
+    Later,
+}
 
 /// The single writer: takes what is queued (up to `BATCH_MAX` writes) and commits it in one
 /// transaction. It never waits for company: whatever arrives while a commit is running joins
@@ -304,15 +333,68 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
             writes += next.0.len();
             batch.push(next);
         }
-        let result = commit(&pool, &batch).await.map_err(|e| e.to_string());
-        for (_, reply) in batch.drain(..) {
+        // One write that must be durable now makes the whole group wait for the disk.
+        let sync = if batch.iter().any(|(_, sync, _)| *sync == Sync::Now) {
+            Sync::Now
+        } else {
+            Sync::Later
+        };
+        let result = commit(&pool, &batch, sync).await.map_err(|e| e.to_string());
+        for (_, _, reply) in batch.drain(..) {
             let _ = reply.send(result.clone());
         }
     }
 }
 
-async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    let writes = || batch.iter().flat_map(|(writes, _)| writes);
+async fn commit(pool: &Pool, batch: &[Pending], sync: Sync) -> Result<(), sqlx::Error> {
+    if sync == Sync::Now {
+        return commit_writes(pool, batch).await;
+    }
+    match pool {
+        // The pooled connection is set back to FULL whatever happened, so that no other
+        // writer (audit, retention) ever commits on it without waiting for the disk.
+        Pool::Sqlite(p) => {
+            let mut conn = p.acquire().await?;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            let result = commit_on(&mut conn, batch).await;
+            let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
+            if restored.is_err() {
+                // A connection whose setting is unknown must not go back to the pool.
+                conn.detach();
+            }
+            result.and(restored.map(|_| ()))
+        }
+        // `SET LOCAL` ends with the transaction.
+        Pool::Postgres(_) => commit_writes(pool, batch).await,
+    }
+}
+
+/// The SQLite branch of an unsynced commit: the group's writes on one connection.
+async fn commit_on(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    batch: &[Pending],
+) -> Result<(), sqlx::Error> {
+    use sqlx::Acquire;
+    let mut tx = conn.begin().await?;
+    fill(&mut tx, batch).await?;
+    tx.commit().await
+}
+
+async fn commit_writes(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let later = batch.iter().all(|(_, sync, _)| *sync == Sync::Later);
+    on_pool!(pool, p => {
+        let mut tx = p.begin().await?;
+        if later && matches!(pool, Pool::Postgres(_)) {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        }
+        fill(&mut tx, batch).await?;
+        tx.commit().await
+    })
+}
+
+/// Runs a group's writes in an open transaction.
+async fn fill<T: Tx>(tx: &mut T, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let writes = || batch.iter().flat_map(|(writes, _, _)| writes);
     // Dedup rows are most of the traffic: a multi-row INSERT per hundred rows instead of one
     // statement (and one round trip to the database thread) per row.
     let messages: Vec<[&String; 6]> = writes()
@@ -338,8 +420,7 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
             _ => None,
         })
         .collect();
-    on_pool!(pool, p => {
-        let mut tx = p.begin().await?;
+    on_conn!(tx.conn(), c => {
         for chunk in lineage::shaped_chunks(&messages, MESSAGE_ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO inbound_messages (message_id, adapter, doc_type, status, receipt, received_at) ");
             q.push_values(chunk, |mut row, columns| {
@@ -348,29 +429,38 @@ async fn commit(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
                 }
             });
             q.push(" ON CONFLICT (message_id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *c).await?;
         }
-        lineage::commit_records(&mut tx, &lineage).await?;
-        lifecycle::commit_publicity(&mut tx, &publicity).await?;
-        for write in writes() {
-            match write {
-                Write::Message { .. } | Write::Lineage(_) => {}
-                Write::Lifecycle(w) if matches!(**w, lifecycle::LifecycleWrite::Publicity(_)) => {}
-                Write::Delivered { destination, record_key, record_version, idempotency_key, delivered_at, response } => {
+    });
+    lineage::commit_records(tx, &lineage).await?;
+    lifecycle::commit_publicity(tx, &publicity).await?;
+    for write in writes() {
+        match write {
+            Write::Message { .. } | Write::Lineage(_) => {}
+            Write::Lifecycle(w) if matches!(**w, lifecycle::LifecycleWrite::Publicity(_)) => {}
+            Write::Delivered {
+                destination,
+                record_key,
+                record_version,
+                idempotency_key,
+                delivered_at,
+                response,
+            } => {
+                on_conn!(tx.conn(), c => {
                     sqlx::query("INSERT INTO delivered (destination, record_key, record_version, idempotency_key, delivered_at, response) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (destination, record_key) DO UPDATE SET record_version = excluded.record_version, idempotency_key = excluded.idempotency_key, delivered_at = excluded.delivered_at, response = excluded.response WHERE excluded.record_version > delivered.record_version")
                         .bind(destination).bind(record_key).bind(record_version).bind(idempotency_key).bind(delivered_at).bind(response)
-                        .execute(&mut *tx).await?;
-                }
-                Write::Attempt(w) => lineage::commit_attempt(&mut tx, w).await?,
-                Write::DeadLetter(w) => dlq::commit_dead_letter(&mut tx, w).await?,
-                Write::Replayed(w) => dlq::commit_replayed(&mut tx, w).await?,
-                Write::Rejected(w) => dlq::commit_rejected(&mut tx, w).await?,
-                Write::ReleaseClaim(w) => claims::commit_release(&mut tx, w).await?,
-                Write::Lifecycle(w) => lifecycle::commit_lifecycle(&mut tx, w).await?,
+                        .execute(&mut *c).await?;
+                });
             }
+            Write::Attempt(w) => lineage::commit_attempt(tx, w).await?,
+            Write::DeadLetter(w) => dlq::commit_dead_letter(tx, w).await?,
+            Write::Replayed(w) => dlq::commit_replayed(tx, w).await?,
+            Write::Rejected(w) => dlq::commit_rejected(tx, w).await?,
+            Write::ReleaseClaim(w) => claims::commit_release(tx, w).await?,
+            Write::Lifecycle(w) => lifecycle::commit_lifecycle(tx, w).await?,
         }
-        tx.commit().await
-    })
+    }
+    Ok(())
 }
 
 pub mod audit;
@@ -387,6 +477,41 @@ pub mod retention;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A commit that does not wait for the disk is visible at once, and leaves every pooled
+    /// SQLite connection waiting for the disk again (FULL = 2), so audit appends, retention and
+    /// every `write_all` after it stay durable when they return.
+    #[tokio::test]
+    async fn flushed_later_commits_leave_connections_synchronous() {
+        let dir = std::env::temp_dir().join(format!("credgate-sync-{}", uuid::Uuid::new_v4()));
+        let store = Store::open("sqlite://sync.db", &dir).await.unwrap();
+        for i in 0..6 {
+            let write = Write::Message {
+                message_id: format!("later-{i}"),
+                adapter: "wh-ggzy".into(),
+                doc_type: "penalty".into(),
+                status: "accepted".into(),
+                receipt: "{}".into(),
+                received_at: "2026-11-24T10:00:00.000+08:00".into(),
+            };
+            store.write_all_flushed_later(vec![write]).await.unwrap();
+            assert!(store.receipt_for(&format!("later-{i}")).await.unwrap().is_some());
+        }
+        let Pool::Sqlite(pool) = &store.pool else { unreachable!("a sqlite:// store") };
+        // Every connection of the pool at once, so each one is looked at.
+        let mut held = Vec::new();
+        for _ in 0..pool.size() {
+            let mut conn = pool.acquire().await.unwrap();
+            let (level,): (i64,) =
+                sqlx::query_as("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(level, 2, "a pooled connection was left without FULL");
+            held.push(conn);
+        }
+        assert!(!held.is_empty());
+        drop(held);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A SQLite store written before 0005 keeps its lineage through the rebuild of
     /// `record_index` and `routed_copies`: found by identifier, copies listed, holders known.

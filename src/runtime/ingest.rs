@@ -154,8 +154,9 @@ pub async fn ingest_batch(
     };
     // Lineage is history, written idempotently, so it commits while the copies are being
     // published instead of after their confirms: the store's commit hides behind the broker's.
-    // The dedup key still commits only after the confirms, so a document is answered (and
-    // never re-processed) only once its copies are safe and its lineage is durable.
+    // It does not wait for the disk: the dedup rows' commit below does, and carries it. The
+    // dedup key still commits only after the confirms, so a document is answered (and never
+    // re-processed) only once its copies are safe and its lineage is durable.
     let record_lineage = state.config.process.store.lineage;
     let lineage_rows: Vec<Write> = if record_lineage {
         fresh_documents(&plans, batch)
@@ -168,7 +169,7 @@ pub async fn ingest_batch(
     };
     let (mut published, lineage_committed) = tokio::join!(
         broker::publish_groups(&channel, groups),
-        commit_unless_empty(state, lineage_rows)
+        state.store.write_all_flushed_later(lineage_rows)
     );
 
     // A repeat inside the batch stands or falls with its first occurrence.
@@ -266,11 +267,6 @@ fn fresh_documents<'a>(
         Plan::Fresh { processed, receipt, .. } => Some((inbound, processed, receipt)),
         _ => None,
     })
-}
-
-/// Commits `rows` in the store's next group commit; nothing to wait for when there are none.
-async fn commit_unless_empty(state: &AppState, rows: Vec<Write>) -> Result<(), StoreError> {
-    if rows.is_empty() { Ok(()) } else { state.store.write_all(rows).await }
 }
 
 /// Runs the lifecycle step over the new documents of a batch (one `Step` per plan, empty for
