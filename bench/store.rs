@@ -2,9 +2,10 @@
 //! lineage (issue 5), without the broker.
 //!
 //! The §7.1 penalty is processed `--n` times with distinct message ids and receive times
-//! (untimed), then committed through `Store::write_all` the way `ingest_batch` does it: per
-//! batch of `--batch` documents the lineage writes (`lineage_writes`, when on) and the dedup
-//! rows, one `write_all` per batch, `--tasks` batches in flight at once. Reported per message:
+//! (untimed), then committed the way `ingest_batch` does it: per batch of `--batch` documents
+//! the lineage writes (`lineage_writes`, when on, `write_all_flushed_later`), then the dedup
+//! rows (`write_all`), `--tasks` batches in flight at once. `--distinct`: every document a
+//! record of its own (own 文书号, record key and index rows), as real traffic is. Reported per message:
 //! wall time and process CPU time (utime + stime from `/proc/self/stat`, every thread, so the
 //! SQLite worker is in). `--mode off|on|both` (both: off, on, off, on, each on a fresh store).
 //!
@@ -33,6 +34,9 @@ struct Args {
     tasks: usize,
     mode: String,
     url: Option<String>,
+    /// Every document a record of its own (its own 文书号, so its own record key and index
+    /// rows), as real traffic is, instead of one penalty re-sent `n` times.
+    distinct: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -43,6 +47,7 @@ fn parse_args() -> Result<Args> {
         tasks: 2,
         mode: "both".into(),
         url: None,
+        distinct: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -54,8 +59,9 @@ fn parse_args() -> Result<Args> {
             "--tasks" => args.tasks = value()?.parse()?,
             "--mode" => args.mode = value()?,
             "--url" => args.url = Some(value()?),
+            "--distinct" => args.distinct = true,
             other => bail!(
-                "unknown argument {other} (--config DIR --n N --batch B --tasks T --mode off|on|both --url URL)"
+                "unknown argument {other} (--config DIR --n N --batch B --tasks T --mode off|on|both --url URL --distinct)"
             ),
         }
     }
@@ -74,12 +80,13 @@ fn cpu_secs() -> f64 {
 
 struct Doc {
     message_id: String,
+    body: Vec<u8>,
     processed: Processed,
     receipt: Receipt,
     receipt_json: String,
 }
 
-fn prepare(config: &CompiledConfig, n: usize) -> Vec<Doc> {
+fn prepare(config: &CompiledConfig, n: usize, distinct: bool) -> Vec<Doc> {
     let start: jiff::Timestamp = "2026-09-30T02:00:00Z".parse().unwrap_or_default();
     (0..n)
         .map(|i| {
@@ -87,20 +94,28 @@ fn prepare(config: &CompiledConfig, n: usize) -> Vec<Doc> {
             let received_at = start
                 .checked_add(jiff::SignedDuration::from_millis(i64::try_from(i).unwrap_or(0)))
                 .unwrap_or(start);
-            let inbound = inbound(&message_id, received_at);
+            let body = if distinct {
+                // Document numbers in no particular order, as different bureaus' decisions
+                // arrive: each record key lands somewhere in the middle of the index.
+                let number = (i as u64).wrapping_mul(2_654_435_761) % 10_000_000;
+                SAMPLE_JSON.replace("〔2026〕12号", &format!("〔2026〕{number}号")).into_bytes()
+            } else {
+                SAMPLE_JSON.as_bytes().to_vec()
+            };
+            let inbound = inbound(&message_id, &body, received_at);
             let processed = pipeline::process(config, &inbound);
             let receipt = processed.receipt(&inbound);
             let receipt_json = serde_json::to_string(&receipt).unwrap_or_default();
-            Doc { message_id, processed, receipt, receipt_json }
+            Doc { message_id, body, processed, receipt, receipt_json }
         })
         .collect()
 }
 
-fn inbound(message_id: &str, received_at: jiff::Timestamp) -> Inbound<'_> {
+fn inbound<'a>(message_id: &'a str, body: &'a [u8], received_at: jiff::Timestamp) -> Inbound<'a> {
     Inbound {
         adapter: "bench-json",
         doc_type: "penalty",
-        body: SAMPLE_JSON.as_bytes(),
+        body,
         content_type: Some("application/json"),
         message_id,
         correlation_id: None,
@@ -109,18 +124,24 @@ fn inbound(message_id: &str, received_at: jiff::Timestamp) -> Inbound<'_> {
     }
 }
 
-/// What ingest hands to the store for one batch.
-fn rows(docs: &[Doc], lineage: bool) -> Vec<Write> {
-    let mut rows = Vec::with_capacity(docs.len() * 2);
+/// What ingest hands to the store for one batch: the lineage (committed while the copies
+/// are published, without waiting for the disk) and the dedup rows (after the confirms).
+fn lineage_rows(docs: &[Doc]) -> Vec<Write> {
+    let mut rows = Vec::with_capacity(docs.len());
     for doc in docs {
-        if lineage {
-            let inbound = inbound(&doc.message_id, jiff::Timestamp::UNIX_EPOCH);
-            rows.extend(credgate::store::lineage::lineage_writes(
-                &inbound,
-                &doc.processed,
-                &doc.receipt,
-            ));
-        }
+        let inbound = inbound(&doc.message_id, &doc.body, jiff::Timestamp::UNIX_EPOCH);
+        rows.extend(credgate::store::lineage::lineage_writes(
+            &inbound,
+            &doc.processed,
+            &doc.receipt,
+        ));
+    }
+    rows
+}
+
+fn dedup_rows(docs: &[Doc]) -> Vec<Write> {
+    let mut rows = Vec::with_capacity(docs.len());
+    for doc in docs {
         rows.push(Write::Message {
             message_id: doc.message_id.clone(),
             adapter: "bench-json".into(),
@@ -158,7 +179,10 @@ async fn run_once(args: &Args, docs: &std::sync::Arc<Vec<Doc>>, lineage: bool) -
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(s, e)) = batches.get(i) else { return Ok::<_, anyhow::Error>(()) };
-                store.write_all(rows(&docs[s..e], lineage)).await?;
+                if lineage {
+                    store.write_all_flushed_later(lineage_rows(&docs[s..e])).await?;
+                }
+                store.write_all(dedup_rows(&docs[s..e])).await?;
             }
         }));
     }
@@ -188,7 +212,7 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let config = CompiledConfig::load(&args.config, &LoadOptions { resolve_secrets: false })
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let docs = std::sync::Arc::new(prepare(&config, args.n));
+    let docs = std::sync::Arc::new(prepare(&config, args.n, args.distinct));
     let runtime = tokio::runtime::Runtime::new()?;
     let modes: Vec<bool> = match args.mode.as_str() {
         "off" => vec![false],
