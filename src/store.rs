@@ -15,8 +15,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-/// Schema migrations, applied in order: (version, SQLite text, PostgreSQL text). Only 0005 and
-/// 0007 differ (SQLite `WITHOUT ROWID` tables); the others run as they are on both.
+/// Schema migrations, applied in order: (version, SQLite text, PostgreSQL text). Only 0005
+/// differs; on PostgreSQL a table's SQLite-only `WITHOUT ROWID` is dropped (0007), see
+/// [`for_postgres`].
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, include_str!("store/0001_init.sql"), include_str!("store/0001_init.sql")),
     (2, include_str!("store/0002_lineage.sql"), include_str!("store/0002_lineage.sql")),
@@ -30,8 +31,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, include_str!("store/0006_disputes.sql"), include_str!("store/0006_disputes.sql")),
     (
         7,
-        include_str!("store/0007_lineage_per_key_sqlite.sql"),
-        include_str!("store/0007_lineage_per_key_postgres.sql"),
+        include_str!("store/0007_lineage_per_key.sql"),
+        include_str!("store/0007_lineage_per_key.sql"),
     ),
 ];
 
@@ -286,19 +287,25 @@ impl Store {
     }
 }
 
+/// A migration's text for PostgreSQL: SQLite's `WITHOUT ROWID` table option removed (a
+/// PostgreSQL table is always organised apart from its primary key index).
+fn for_postgres(sql: &str) -> String {
+    sql.replace(") WITHOUT ROWID", ")")
+}
+
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let postgres = matches!(pool, Pool::Postgres(_));
     on_pool!(pool, p => {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)").execute(p).await?;
         for (version, sqlite, pg) in MIGRATIONS {
-            let sql = if postgres { pg } else { sqlite };
+            let sql = if postgres { for_postgres(pg) } else { (*sqlite).to_owned() };
             let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_version WHERE version = $1").bind(*version).fetch_optional(p).await?;
             if done.is_some() {
                 continue;
             }
             let mut tx = p.begin().await?;
             for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(statement).execute(&mut *tx).await?;
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO schema_version (version) VALUES ($1)").bind(*version).execute(&mut *tx).await?;
             tx.commit().await?;

@@ -5,7 +5,8 @@
 -- (identifier → record keys → their history). `routed_copies` is keyed by the copy itself
 -- (record key, idempotency key: destination + record key + version), kept from the first
 -- document that routed it. Record versions keep one row per inbound message: that is the
--- history.
+-- history. One text for both backends: PostgreSQL runs it without `WITHOUT ROWID`
+-- (`store::for_postgres`).
 CREATE TABLE record_index_0007 (
     kind TEXT NOT NULL,
     value TEXT NOT NULL,
