@@ -151,9 +151,17 @@ async fn setup(opts: &Opts) -> Result<()> {
 }
 
 /// Publishes `count` copies of the §7.1 record with unique message ids, confirmed, keeping at
-/// most 2 000 confirms outstanding.
+/// most 2 000 confirms outstanding. `--records distinct`: each one a record of its own (its
+/// own 文书号 in no particular order, so its own record key), as real traffic is; the default
+/// `same` re-sends one record.
 async fn fill(opts: &Opts) -> Result<()> {
     let count: u64 = opts.num("count", 50_000)?;
+    let distinct = match opts.or("records", "same") {
+        "same" => false,
+        "distinct" => true,
+        other => anyhow::bail!("--records {other}: expected same or distinct"),
+    };
+    let template = String::from_utf8_lossy(BODY).into_owned();
     let exchange = opts.or("exchange", "").to_owned();
     let key = opts.str("key")?.to_owned();
     let prefix = opts.or("prefix", "fill").to_owned();
@@ -163,12 +171,18 @@ async fn fill(opts: &Opts) -> Result<()> {
     let started = Instant::now();
     let mut pending = std::collections::VecDeque::new();
     for i in 0..count {
+        let body = if distinct {
+            let number = i.wrapping_mul(2_654_435_761) % 10_000_000;
+            template.replace("〔2026〕12号", &format!("〔2026〕{number}号")).into_bytes()
+        } else {
+            BODY.to_vec()
+        };
         let confirm = ch
             .basic_publish(
                 ShortString::from(exchange.as_str()),
                 ShortString::from(key.as_str()),
                 BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
-                BODY,
+                &body,
                 persistent(format!("{prefix}-{i:08}")),
             )
             .await?;
