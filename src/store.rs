@@ -378,16 +378,32 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
 }
 
 async fn commit(pool: &Pool, batch: &[Pending], sync: Sync) -> Result<(), sqlx::Error> {
-    if sync == Sync::Now {
-        return commit_writes(pool, batch).await;
-    }
-    match pool {
-        // The pooled connection is set back to FULL whatever happened, so that no other
-        // writer (audit, retention) ever commits on it without waiting for the disk.
-        Pool::Sqlite(p) => {
+    match (pool, sync) {
+        (_, Sync::Now) => on_pool!(pool, p => {
+            let mut tx = p.begin().await?;
+            fill(&mut tx, batch).await?;
+            tx.commit().await
+        }),
+        // `SET LOCAL` ends with the transaction.
+        (Pool::Postgres(p), Sync::Later) => {
+            let mut tx = p.begin().await?;
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+            fill(&mut tx, batch).await?;
+            tx.commit().await
+        }
+        // SQLite's setting belongs to the connection: it is set back to FULL whatever happened,
+        // so that no other writer (audit, retention) ever commits on it without waiting for
+        // the disk.
+        (Pool::Sqlite(p), Sync::Later) => {
+            use sqlx::Acquire;
             let mut conn = p.acquire().await?;
             sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-            let result = commit_on(&mut conn, batch).await;
+            let result = async {
+                let mut tx = conn.begin().await?;
+                fill(&mut tx, batch).await?;
+                tx.commit().await
+            }
+            .await;
             let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
             if restored.is_err() {
                 // A connection whose setting is unknown must not go back to the pool.
@@ -395,32 +411,7 @@ async fn commit(pool: &Pool, batch: &[Pending], sync: Sync) -> Result<(), sqlx::
             }
             result.and(restored.map(|_| ()))
         }
-        // `SET LOCAL` ends with the transaction.
-        Pool::Postgres(_) => commit_writes(pool, batch).await,
     }
-}
-
-/// The SQLite branch of an unsynced commit: the group's writes on one connection.
-async fn commit_on(
-    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    batch: &[Pending],
-) -> Result<(), sqlx::Error> {
-    use sqlx::Acquire;
-    let mut tx = conn.begin().await?;
-    fill(&mut tx, batch).await?;
-    tx.commit().await
-}
-
-async fn commit_writes(pool: &Pool, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    let later = batch.iter().all(|(_, sync, _)| *sync == Sync::Later);
-    on_pool!(pool, p => {
-        let mut tx = p.begin().await?;
-        if later && matches!(pool, Pool::Postgres(_)) {
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        }
-        fill(&mut tx, batch).await?;
-        tx.commit().await
-    })
 }
 
 /// Runs a group's writes in an open transaction.

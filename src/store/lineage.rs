@@ -20,7 +20,9 @@ use serde_json::Value;
 use super::backend::{Conn, Tx, on_conn};
 use super::{Pool, Store, StoreError, Write};
 use crate::domain::ids;
-use crate::pipeline::{Inbound, OutboundCopy, Processed, Receipt, RecordStatus};
+use crate::pipeline::{
+    CanonicalRecord, Inbound, OutboundCopy, Processed, ProcessedRecord, Receipt, RecordStatus,
+};
 
 /// Which identifier an index entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -174,11 +176,7 @@ pub fn lineage_writes(
     receipt: &Receipt,
 ) -> Vec<Write> {
     let mut out = Vec::new();
-    for record in &processed.records {
-        if record.status == RecordStatus::Rejected {
-            continue;
-        }
-        let Some(canonical) = &record.record else { continue };
+    for (record, canonical) in accepted_records(processed) {
         out.push(Write::Lineage(Box::new(RecordLineage {
             message_id: inbound.message_id.to_owned(),
             record_index: i64::try_from(record.index).unwrap_or(i64::MAX),
@@ -229,11 +227,7 @@ pub fn lineage_writes(
 /// error as the reason. The source's redelivery publishes the same copies again (same
 /// idempotency keys), and their delivery attempts follow these.
 pub fn unpublished_attempts(processed: &Processed, error: &str, at: &str) -> Vec<Write> {
-    processed
-        .records
-        .iter()
-        .filter(|record| record.status != RecordStatus::Rejected)
-        .filter_map(|record| record.record.as_ref().map(|canonical| (record, canonical)))
+    accepted_records(processed)
         .flat_map(|(record, canonical)| {
             record.copies.iter().map(move |copy| {
                 Write::Attempt(Box::new(Attempt {
@@ -253,6 +247,18 @@ pub fn unpublished_attempts(processed: &Processed, error: &str, at: &str) -> Vec
             })
         })
         .collect()
+}
+
+/// The records of a document that lineage keeps: accepted (with or without warnings), with
+/// their canonical form.
+fn accepted_records(
+    processed: &Processed,
+) -> impl Iterator<Item = (&ProcessedRecord, &CanonicalRecord)> {
+    processed
+        .records
+        .iter()
+        .filter(|record| record.status != RecordStatus::Rejected)
+        .filter_map(|record| record.record.as_ref().map(|canonical| (record, canonical)))
 }
 
 fn record_status(status: RecordStatus) -> &'static str {
