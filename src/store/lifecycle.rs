@@ -253,6 +253,7 @@ impl Store {
     ///
     /// The query failed.
     pub async fn latest_canonical(&self, record_key: &str) -> Result<Option<String>, StoreError> {
+        self.catch_up_lineage().await?;
         let sql = "SELECT canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version DESC LIMIT 1";
         let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_optional(p).await?);
         Ok(row.map(|(c,)| c))
@@ -265,6 +266,7 @@ impl Store {
     ///
     /// A query failed.
     pub async fn holders(&self, record_key: &str) -> Result<Vec<HolderState>, StoreError> {
+        self.catch_up_lineage().await?;
         let sql = "SELECT destination, MAX(record_version) FROM routed_copies WHERE record_key = $1 GROUP BY destination ORDER BY destination";
         let routed: Vec<(String, String)> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
@@ -512,6 +514,7 @@ impl Store {
         key: Option<&str>,
         since: &str,
     ) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        self.catch_up_lineage().await?;
         // Copies are joined by record key first: the leading column of `routed_copies`' key
         // (SQLite) or of its record-key index (PostgreSQL), so each version's copies are a seek.
         let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM record_versions rv JOIN routed_copies rc ON rc.record_key = rv.record_key AND rc.message_id = rv.message_id AND rc.record_index = rv.record_index";
@@ -598,6 +601,7 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.catch_up_lineage().await?;
         let sql = "SELECT received_at, status, canonical FROM record_versions WHERE received_at >= $1 AND received_at < $2 AND source_adapter <> 'credgate'";
         let rows: Vec<(String, String, String)> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);

@@ -385,9 +385,10 @@ pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 /// several per record (each statement is a round trip to the database thread).
 const ROWS_PER_INSERT: usize = 64;
 
-/// Commits the lineage of a batch of records: versions, index entries and routed copies, each
-/// table with multi-row INSERTs. Idempotent (a redelivered document re-writes nothing).
-pub(super) async fn commit_records<T: Tx>(
+/// Appends the lineage of a batch of records to the backlog (0008): one row per record version,
+/// its index rows keyed-hashed and its copies as JSON, at the end of one B-tree. Costs a few
+/// pages per commit whatever the keys; [`index_backlog`] sorts them into the lineage tables.
+pub(super) async fn append_backlog<T: Tx>(
     tx: &mut T,
     records: &[&RecordLineage],
 ) -> Result<(), sqlx::Error> {
@@ -400,34 +401,117 @@ pub(super) async fn commit_records<T: Tx>(
         String::new()
     };
     let hasher = IndexHasher::new(&key);
-    let index: Vec<(&RecordLineage, IndexKind, String, String)> = records
+    let extras: Vec<(String, String)> = records
         .iter()
-        .flat_map(|w| {
-            index_rows(&w.index)
+        .map(|w| {
+            let index: Vec<(&str, String, String)> = index_rows(&w.index)
                 .into_iter()
-                .map(|(kind, value, fields)| (*w, kind, hasher.value(kind, value), fields))
-                .collect::<Vec<_>>()
+                .map(|(kind, value, fields)| (kind.as_str(), hasher.value(kind, value), fields))
+                .collect();
+            let copies: Vec<(&str, &str)> = w
+                .copies
+                .iter()
+                .map(|c| (c.destination.as_str(), c.idempotency_key.as_str()))
+                .collect();
+            // Plain strings and numbers: serialising them cannot fail.
+            (
+                serde_json::to_string(&index).unwrap_or_default(),
+                serde_json::to_string(&copies).unwrap_or_default(),
+            )
         })
         .collect();
-    let copies: Vec<(&RecordLineage, &RoutedCopy)> =
-        records.iter().flat_map(|w| w.copies.iter().map(move |c| (*w, c))).collect();
+    let rows: Vec<(&RecordLineage, &(String, String))> =
+        records.iter().copied().zip(extras.iter()).collect();
     on_conn!(tx.conn(), c => {
-        for chunk in shaped_chunks(records, ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) ");
-            q.push_values(chunk, |mut row, w| {
+        for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at, index_rows, copies) ");
+            q.push_values(chunk, |mut row, (w, (index, copies))| {
                 row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
                     .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
-                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at);
+                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at)
+                    .push_bind(index).push_bind(copies);
             });
-            q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
+        Ok(())
+    })
+}
+
+/// What [`index_backlog`] reads of a backlog row: everything but the version's columns, which
+/// move inside the database (`INSERT … SELECT`) instead of through memory.
+type BacklogRow = (i64, String, String, String, i64, String, String, String);
+
+/// Moves up to `limit` of the oldest backlog rows into `record_versions`, `record_index` and
+/// `routed_copies`, in the transaction that deletes them: a crash before the commit leaves them
+/// in the backlog, after it they are indexed (every insert is `ON CONFLICT DO NOTHING`, so a
+/// row moved twice changes nothing). Rows go in sorted by each table's key, so a batch visits
+/// each B-tree page once, in order, however randomly the keys arrived. On PostgreSQL several
+/// instances share the backlog: each takes rows the others have not locked. Returns how many
+/// rows were moved.
+pub(super) async fn index_backlog<T: Tx>(tx: &mut T, limit: i64) -> Result<usize, sqlx::Error> {
+    const VERSION_COLUMNS: &str = "message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at";
+    let postgres = matches!(tx.conn(), Conn::Postgres(_));
+    let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let select = format!(
+        "SELECT seq, record_key, record_version, message_id, record_index, received_at, index_rows, copies FROM lineage_backlog ORDER BY seq LIMIT $1{lock}"
+    );
+    let taken: Vec<BacklogRow> = on_conn!(tx.conn(), c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(select)).bind(limit).fetch_all(&mut *c).await?
+    });
+    let (Some(first), Some(last)) = (taken.first(), taken.last()) else { return Ok(0) };
+    // SQLite has one writer and numbers rows in commit order: the rows taken are a range.
+    // PostgreSQL's sequence numbers can commit out of order and other instances lock rows of
+    // their own: the rows taken are named.
+    let seqs: Vec<i64> = taken.iter().map(|row| row.0).collect();
+    let (first, last) = (first.0, last.0);
+    let which = if postgres { "seq = ANY($1)" } else { "seq BETWEEN $1 AND $2" };
+    let mut index: Vec<(String, String, &str, String)> = Vec::new();
+    let mut copies: Vec<(&str, String, &BacklogRow, String)> = Vec::new();
+    for row in &taken {
+        // Written by `append_backlog` a moment ago: unreadable only if the database was edited
+        // by hand. The version is kept all the same; the warning names what is missing.
+        let rows: Vec<(String, String, String)> = serde_json::from_str(&row.6).unwrap_or_else(|e| {
+            tracing::warn!(seq = row.0, record_key = %row.1, error = %e, "lineage backlog row has unreadable index rows; the version is kept without them");
+            Vec::new()
+        });
+        index.extend(
+            rows.into_iter().map(|(kind, value, fields)| (kind, value, row.1.as_str(), fields)),
+        );
+        let routed: Vec<(String, String)> = serde_json::from_str(&row.7).unwrap_or_else(|e| {
+            tracing::warn!(seq = row.0, record_key = %row.1, error = %e, "lineage backlog row has unreadable copies; the version is kept without them");
+            Vec::new()
+        });
+        copies.extend(
+            routed.into_iter().map(|(destination, key)| (row.1.as_str(), key, row, destination)),
+        );
+    }
+    index.sort();
+    index.dedup();
+    // Stable: of two documents routing the same copy, the first one's row stays.
+    copies.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let versions = format!(
+        "INSERT INTO record_versions ({VERSION_COLUMNS}) SELECT {VERSION_COLUMNS} FROM lineage_backlog WHERE {which} ORDER BY record_key, record_version ON CONFLICT (message_id, record_index) DO NOTHING"
+    );
+    let delete = format!("DELETE FROM lineage_backlog WHERE {which}");
+    // Versions first, while the backlog still holds them.
+    for sql in [versions, delete] {
+        let query = sqlx::AssertSqlSafe(sql);
+        match tx.conn() {
+            Conn::Sqlite(c) => {
+                sqlx::query(query).bind(first).bind(last).execute(&mut *c).await?;
+            }
+            Conn::Postgres(c) => {
+                sqlx::query(query).bind(&seqs).execute(&mut *c).await?;
+            }
+        }
+    }
+    on_conn!(tx.conn(), c => {
         // One index row per record key, not per version (0007): a new version naming the same
         // identifiers in the same fields conflicts and adds nothing.
         for chunk in shaped_chunks(&index, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_index (kind, value, record_key, field) ");
-            q.push_values(chunk, |mut row, (w, kind, value, fields)| {
-                row.push_bind(kind.as_str()).push_bind(value).push_bind(&w.record_key).push_bind(fields);
+            q.push_values(chunk, |mut row, (kind, value, key, fields)| {
+                row.push_bind(kind).push_bind(value).push_bind(*key).push_bind(fields);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
@@ -436,15 +520,15 @@ pub(super) async fn commit_records<T: Tx>(
         // version), kept from the first document that routed it.
         for chunk in shaped_chunks(&copies, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
-            q.push_values(chunk, |mut row, (w, copy)| {
-                row.push_bind(&copy.idempotency_key).push_bind(&w.message_id).push_bind(w.record_index).push_bind(&copy.destination)
-                    .push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.received_at);
+            q.push_values(chunk, |mut row, (key, idempotency_key, w, destination)| {
+                row.push_bind(idempotency_key).push_bind(&w.3).push_bind(w.4).push_bind(destination)
+                    .push_bind(*key).push_bind(&w.2).push_bind(&w.5);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
         }
-        Ok(())
-    })
+    });
+    Ok(taken.len())
 }
 
 pub(super) async fn commit_attempt<T: Tx>(tx: &mut T, w: &Attempt) -> Result<(), sqlx::Error> {
@@ -569,6 +653,7 @@ impl Store {
         query: &RecordQuery,
         limit: i64,
     ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.catch_up_lineage().await?;
         let (kind, raw) = match query {
             RecordQuery::Key(key) => return Ok(vec![(key.clone(), Vec::new())]),
             RecordQuery::MessageId(id) => {
@@ -637,6 +722,7 @@ impl Store {
         &self,
         record_key: &str,
     ) -> Result<Option<RecordHistory>, StoreError> {
+        self.catch_up_lineage().await?;
         let sql = "SELECT record_version, record_index, message_id, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, received_at, canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version, received_at";
         let versions: Vec<VersionRow> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);

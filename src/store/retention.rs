@@ -32,6 +32,7 @@ impl Store {
         before: &str,
         limit: i64,
     ) -> Result<u64, StoreError> {
+        self.catch_up_lineage().await?;
         let records = "UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN \
                        (SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 \
                        AND received_at < $2 AND canonical <> '' LIMIT $3)";
@@ -59,6 +60,7 @@ impl Store {
         before: &str,
         limit: i64,
     ) -> Result<u64, StoreError> {
+        self.catch_up_lineage().await?;
         let pick = "SELECT message_id, record_index, record_key FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
         let dead = "DELETE FROM dead_letters WHERE dead_id IN (SELECT dead_id FROM dead_letters \
                     WHERE catalog_item = $1 AND dead_at < $2 LIMIT $3)";

@@ -131,8 +131,9 @@ impl Raw {
         }
     }
 
-    /// Rows of `table` for a record key.
-    async fn rows_for_key(&self, table: &str, key: &str) -> i64 {
+    /// Rows of `table` for a record key, once the store's lineage backlog is indexed.
+    async fn rows_for_key(&self, store: &Store, table: &str, key: &str) -> i64 {
+        store.catch_up_lineage().await.unwrap();
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE record_key = $1");
         let sql = sqlx::AssertSqlSafe(sql);
         match self {
@@ -384,20 +385,32 @@ async fn exercise_lineage(store: &Store) {
 async fn exercise_resent_and_unpublished(store: &Store, raw: &Raw) {
     let config = sample_config();
     let (key, version, _) = ingest_penalty(store, &config, 7003, "resent-1", 1_795_184_300).await;
-    let copies = raw.rows_for_key("routed_copies", &key).await;
-    let index = raw.rows_for_key("record_index", &key).await;
+    let copies = raw.rows_for_key(store, "routed_copies", &key).await;
+    let index = raw.rows_for_key(store, "record_index", &key).await;
     assert!(copies >= 1 && index >= 2, "copies {copies}, index rows {index}");
     let (again, other_version, _) =
         ingest_penalty(store, &config, 7003, "resent-2", 1_795_184_300).await;
     assert_eq!(again, key);
     assert_ne!(other_version, version);
-    assert_eq!(raw.rows_for_key("record_versions", &key).await, 2, "one version row per message");
-    assert_eq!(raw.rows_for_key("routed_copies", &key).await, 2 * copies, "each version's copies");
-    assert_eq!(raw.rows_for_key("record_index", &key).await, index, "the same identifiers again");
+    assert_eq!(
+        raw.rows_for_key(store, "record_versions", &key).await,
+        2,
+        "one version row per message"
+    );
+    assert_eq!(
+        raw.rows_for_key(store, "routed_copies", &key).await,
+        2 * copies,
+        "each version's copies"
+    );
+    assert_eq!(
+        raw.rows_for_key(store, "record_index", &key).await,
+        index,
+        "the same identifiers again"
+    );
     // The same message again (a redelivery before its dedup key committed) adds nothing.
     ingest_penalty(store, &config, 7003, "resent-2", 1_795_184_300).await;
-    assert_eq!(raw.rows_for_key("record_versions", &key).await, 2);
-    assert_eq!(raw.rows_for_key("routed_copies", &key).await, 2 * copies);
+    assert_eq!(raw.rows_for_key(store, "record_versions", &key).await, 2);
+    assert_eq!(raw.rows_for_key(store, "routed_copies", &key).await, 2 * copies);
     let history = store.record_history(&key).await.unwrap().unwrap();
     let messages: Vec<&str> = history.versions.iter().map(|v| v.message_id.as_str()).collect();
     assert_eq!(messages, ["resent-1", "resent-2"]);
