@@ -739,10 +739,12 @@ mod tests {
         assert_eq!(count("routed_copies").await, 2);
         assert_eq!(count("record_index").await, 2);
         // Left over by a crashed run: appended, never moved.
-        sqlx::query("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at, index_rows, copies) VALUES ('m-9', 0, 'admin_penalty:k9', 'v1', 'wh-ggzy', 'penalty', 'admin_penalty', '1', 'upsert', 'accepted', 'x', '{}', '2026-11-24T10:00:00.000+08:00', '[[\"doc_no\",\"D9\",\"decision_doc_no\"]]', '[[\"hb-credit\",\"hb-credit:k9:v1\"]]')")
-            .execute(&pool)
-            .await
-            .unwrap();
+        for sql in [
+            "INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) VALUES ('m-9', 0, 'admin_penalty:k9', 'v1', 'wh-ggzy', 'penalty', 'admin_penalty', '1', 'upsert', 'accepted', 'x', '{}', '2026-11-24T10:00:00.000+08:00')",
+            "INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) VALUES ('m-9', 0, 'admin_penalty:k9', 'v1', '2026-11-24T10:00:00.000+08:00', '[[\"doc_no\",\"D9\",\"decision_doc_no\"]]', '[[\"hb-credit\",\"hb-credit:k9:v1\"]]')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
         drop(store);
         let store = Store::open("sqlite://backlog.db", &dir).await.unwrap();
         // On demand: a reader sees its own writes at once, and the leftover row too.

@@ -253,7 +253,6 @@ impl Store {
     ///
     /// The query failed.
     pub async fn latest_canonical(&self, record_key: &str) -> Result<Option<String>, StoreError> {
-        self.catch_up_lineage().await?;
         let sql = "SELECT canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version DESC LIMIT 1";
         let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_optional(p).await?);
         Ok(row.map(|(c,)| c))
@@ -601,7 +600,6 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.catch_up_lineage().await?;
         let sql = "SELECT received_at, status, canonical FROM record_versions WHERE received_at >= $1 AND received_at < $2 AND source_adapter <> 'credgate'";
         let rows: Vec<(String, String, String)> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);

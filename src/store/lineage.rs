@@ -385,9 +385,10 @@ pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 /// several per record (each statement is a round trip to the database thread).
 const ROWS_PER_INSERT: usize = 64;
 
-/// Appends the lineage of a batch of records to the backlog (0008): one row per record version,
-/// its index rows keyed-hashed and its copies as JSON, at the end of one B-tree. Costs a few
-/// pages per commit whatever the keys; [`index_backlog`] sorts them into the lineage tables.
+/// Commits the lineage of a batch of records: the versions into `record_versions`, and their
+/// index rows (keyed-hashed) and copies (JSON) into the backlog (0008), one small row per
+/// version at the end of one B-tree, a few pages per commit whatever the keys.
+/// [`index_backlog`] sorts them into `record_index` and `routed_copies` later.
 pub(super) async fn append_backlog<T: Tx>(
     tx: &mut T,
     records: &[&RecordLineage],
@@ -424,12 +425,18 @@ pub(super) async fn append_backlog<T: Tx>(
         records.iter().copied().zip(extras.iter()).collect();
     on_conn!(tx.conn(), c => {
         for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at, index_rows, copies) ");
-            q.push_values(chunk, |mut row, (w, (index, copies))| {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) ");
+            q.push_values(chunk, |mut row, (w, _)| {
                 row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
                     .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
-                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at)
-                    .push_bind(index).push_bind(copies);
+                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at);
+            });
+            q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
+            q.build().execute(&mut *c).await?;
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
+            q.push_values(chunk, |mut row, (w, (index, copies))| {
+                row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
+                    .push_bind(&w.received_at).push_bind(index).push_bind(copies);
             });
             q.build().execute(&mut *c).await?;
         }
@@ -437,19 +444,17 @@ pub(super) async fn append_backlog<T: Tx>(
     })
 }
 
-/// What [`index_backlog`] reads of a backlog row: everything but the version's columns, which
-/// move inside the database (`INSERT … SELECT`) instead of through memory.
+/// A backlog row as [`index_backlog`] reads it.
 type BacklogRow = (i64, String, String, String, i64, String, String, String);
 
-/// Moves up to `limit` of the oldest backlog rows into `record_versions`, `record_index` and
-/// `routed_copies`, in the transaction that deletes them: a crash before the commit leaves them
+/// Moves up to `limit` of the oldest backlog rows into `record_index` and `routed_copies`, in
+/// the transaction that deletes them: a crash before the commit leaves them
 /// in the backlog, after it they are indexed (every insert is `ON CONFLICT DO NOTHING`, so a
 /// row moved twice changes nothing). Rows go in sorted by each table's key, so a batch visits
 /// each B-tree page once, in order, however randomly the keys arrived. On PostgreSQL several
 /// instances share the backlog: each takes rows the others have not locked. Returns how many
 /// rows were moved.
 pub(super) async fn index_backlog<T: Tx>(tx: &mut T, limit: i64) -> Result<usize, sqlx::Error> {
-    const VERSION_COLUMNS: &str = "message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at";
     let postgres = matches!(tx.conn(), Conn::Postgres(_));
     let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let select = format!(
@@ -489,20 +494,13 @@ pub(super) async fn index_backlog<T: Tx>(tx: &mut T, limit: i64) -> Result<usize
     index.dedup();
     // Stable: of two documents routing the same copy, the first one's row stays.
     copies.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let versions = format!(
-        "INSERT INTO record_versions ({VERSION_COLUMNS}) SELECT {VERSION_COLUMNS} FROM lineage_backlog WHERE {which} ORDER BY record_key, record_version ON CONFLICT (message_id, record_index) DO NOTHING"
-    );
-    let delete = format!("DELETE FROM lineage_backlog WHERE {which}");
-    // Versions first, while the backlog still holds them.
-    for sql in [versions, delete] {
-        let query = sqlx::AssertSqlSafe(sql);
-        match tx.conn() {
-            Conn::Sqlite(c) => {
-                sqlx::query(query).bind(first).bind(last).execute(&mut *c).await?;
-            }
-            Conn::Postgres(c) => {
-                sqlx::query(query).bind(&seqs).execute(&mut *c).await?;
-            }
+    let delete = sqlx::AssertSqlSafe(format!("DELETE FROM lineage_backlog WHERE {which}"));
+    match tx.conn() {
+        Conn::Sqlite(c) => {
+            sqlx::query(delete).bind(first).bind(last).execute(&mut *c).await?;
+        }
+        Conn::Postgres(c) => {
+            sqlx::query(delete).bind(&seqs).execute(&mut *c).await?;
         }
     }
     on_conn!(tx.conn(), c => {

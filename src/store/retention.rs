@@ -32,7 +32,6 @@ impl Store {
         before: &str,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        self.catch_up_lineage().await?;
         let records = "UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN \
                        (SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 \
                        AND received_at < $2 AND canonical <> '' LIMIT $3)";
