@@ -43,12 +43,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// How many backlog rows one indexing transaction moves. Bigger passes cost less per row (a
-/// page of an index takes more rows per visit) but hold the writer longer: at 8 192 rows a
-/// pass takes about a second on the benchmark machine, and its rows are ~14 MB of WAL.
+/// How many backlog rows one indexing transaction moves. A pass costs about as much as the
+/// index pages it visits (sorted keys visit each page once), so bigger passes cost less per
+/// row, but hold the writer longer: passes of 4 500 rows of records of their own took 130–350
+/// ms (`credgate-store-bench --distinct`), growing with the indexes.
 const INDEX_PASS_MAX: i64 = 8192;
-/// How many unindexed backlog rows make the writer index them before its next group (the
-/// benchmark with records of their own: 2 048 → 3 807 msg/s, 4 096 → 3 922).
+/// How many unindexed backlog rows make the writer index them before its next group.
 const INDEX_PASS_MIN: usize = 4096;
 /// How long the writer waits for the next write before it indexes the backlog anyway.
 const INDEX_WHEN_IDLE: Duration = Duration::from_millis(20);
@@ -529,9 +529,13 @@ impl Work<'_> {
 }
 
 async fn commit(pool: &Pool, work: Work<'_>, sync: Sync) -> Result<usize, sqlx::Error> {
+    // SQLite: take the write lock up front. A deferred transaction that reads first (the index
+    // key, the backlog) fails at once when it must turn into a write after another process
+    // (`credgate` CLI commands, a second gateway on the file) committed in between.
+    let begin = if matches!(pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
     match (pool, sync) {
         (_, Sync::Now) => on_pool!(pool, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(begin).await?;
             let moved = work.run(&mut tx).await?;
             tx.commit().await.map(|()| moved)
         }),
@@ -546,11 +550,11 @@ async fn commit(pool: &Pool, work: Work<'_>, sync: Sync) -> Result<usize, sqlx::
         // so that no other writer (audit, retention) ever commits on it without waiting for
         // the disk.
         (Pool::Sqlite(p), Sync::Later) => {
-            use sqlx::Acquire;
+            use sqlx::Connection;
             let mut conn = p.acquire().await?;
             sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
             let result = async {
-                let mut tx = conn.begin().await?;
+                let mut tx = conn.begin_with(begin).await?;
                 let moved = work.run(&mut tx).await?;
                 tx.commit().await.map(|()| moved)
             }
