@@ -6,8 +6,6 @@
 //! callers share one transaction and each is answered only after that transaction committed,
 //! so nothing acknowledged is lost and the per-message cost of a commit is amortised.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backend::{Tx, on_conn};
@@ -52,6 +50,9 @@ const INDEX_PASS_MAX: i64 = 8192;
 const INDEX_PASS_MIN: usize = 4096;
 /// How long the writer waits for the next write before it indexes the backlog anyway.
 const INDEX_WHEN_IDLE: Duration = Duration::from_millis(20);
+/// How often a reader asks for the backlog to be moved before it reads without rows another
+/// instance holds locked (5 ms apart).
+const CATCH_UP_TRIES: usize = 200;
 /// How many writes one transaction may carry.
 const BATCH_MAX: usize = 1024;
 /// How long a group of unsynced writes waits for company before it commits.
@@ -82,10 +83,6 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     writer: mpsc::Sender<Request>,
-    /// Lineage rows this instance appended to the backlog that its writer has not indexed
-    /// yet (0008), so a reader of the lineage asks the writer to index first only when there
-    /// is something to index.
-    unindexed: Arc<AtomicUsize>,
 }
 
 /// One write.
@@ -173,10 +170,8 @@ impl Store {
         };
         migrate(&pool).await?;
         let (tx, rx) = mpsc::channel(4096);
-        // Rows an earlier run left in the backlog are indexed at the writer's first idle moment.
-        let unindexed = Arc::new(AtomicUsize::new(1));
-        tokio::spawn(writer(pool.clone(), rx, unindexed.clone()));
-        Ok(Store { pool, writer: tx, unindexed })
+        tokio::spawn(writer(pool.clone(), rx));
+        Ok(Store { pool, writer: tx })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -231,21 +226,42 @@ impl Store {
         Self::answer(rx).await
     }
 
-    /// Has the writer move the whole lineage backlog into the lineage tables, so that a read
-    /// of `record_versions`, `record_index` or `routed_copies` that follows sees every record
-    /// this instance committed before the call. Immediate when nothing is pending. Every
-    /// reader of those tables calls it first; so do tests that look at the tables directly.
+    /// Has the lineage backlog moved into `record_index` and `routed_copies`, so that a read of
+    /// them that follows sees every record committed before the call — by this process or by
+    /// any other on the same store (a `credgate` command, another instance on PostgreSQL): a
+    /// credit repair must find every holder of the record, whoever routed it. Every reader of
+    /// those tables calls it first; so do tests that look at the tables directly. One short
+    /// query when the backlog is empty.
     ///
     /// # Errors
     ///
-    /// The indexing transaction failed or the writer stopped.
+    /// A query or the indexing transaction failed, or the writer stopped.
     pub async fn catch_up_lineage(&self) -> Result<(), StoreError> {
-        if self.unindexed.load(Ordering::Acquire) == 0 {
+        let newest = "SELECT MAX(seq) FROM lineage_backlog";
+        let Some(newest): Option<i64> =
+            on_pool!(&self.pool, p => sqlx::query_scalar(newest).fetch_one(p).await?)
+        else {
             return Ok(());
+        };
+        let left =
+            "SELECT COUNT(*) FROM (SELECT 1 FROM lineage_backlog WHERE seq <= $1 LIMIT 1) AS t";
+        for attempt in 0..CATCH_UP_TRIES {
+            if attempt > 0 {
+                // Rows another instance is moving right now (locked): its commit is near.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (tx, rx) = oneshot::channel();
+            self.writer.send(Request::CatchUp(tx)).await.map_err(|_| StoreError::WriterGone)?;
+            Self::answer(rx).await?;
+            let remaining: i64 = on_pool!(&self.pool, p => sqlx::query_scalar(left).bind(newest).fetch_one(p).await?);
+            if remaining == 0 {
+                return Ok(());
+            }
         }
-        let (tx, rx) = oneshot::channel();
-        self.writer.send(Request::CatchUp(tx)).await.map_err(|_| StoreError::WriterGone)?;
-        Self::answer(rx).await
+        tracing::warn!(
+            "rows of the lineage backlog stayed locked by another instance; reading without them"
+        );
+        Ok(())
     }
 
     async fn answer(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), StoreError> {
@@ -393,18 +409,21 @@ enum Sync {
 /// rows are pending, at once for a reader that asked ([`Request::CatchUp`]), and whenever no
 /// write came for `INDEX_WHEN_IDLE`. One task doing both keeps SQLite's single write lock
 /// uncontended.
-async fn writer(pool: Pool, mut rx: mpsc::Receiver<Request>, unindexed: Arc<AtomicUsize>) {
+async fn writer(pool: Pool, mut rx: mpsc::Receiver<Request>) {
+    // Backlog rows this writer appended and has not moved yet. Starts at 1: rows an earlier
+    // run left in the backlog are moved at the first idle moment.
+    let mut unindexed: usize = 1;
     let mut batch: Vec<Pending> = Vec::with_capacity(64);
     let mut catch_ups: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     // Doubles after each failed idle pass (up to 5 s), so a broken store is not retried, and
     // logged, fifty times a second.
     let mut idle = INDEX_WHEN_IDLE;
     loop {
-        let first = if unindexed.load(Ordering::Acquire) > 0 {
+        let first = if unindexed > 0 {
             match tokio::time::timeout(idle, rx.recv()).await {
                 Ok(first) => first,
                 Err(_) => {
-                    idle = match index_all(&pool, &unindexed).await {
+                    idle = match index_all(&pool, &mut unindexed).await {
                         Ok(()) => INDEX_WHEN_IDLE,
                         Err(e) => {
                             tracing::warn!(error = %e, "indexing the lineage backlog failed; retried when next idle");
@@ -455,15 +474,15 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Request>, unindexed: Arc<Atom
                     .flat_map(|(writes, _, _)| writes)
                     .filter(|w| matches!(w, Write::Lineage(_)))
                     .count();
-                unindexed.fetch_add(appended, Ordering::AcqRel);
+                unindexed += appended;
             }
             let result = result.map(|_| ()).map_err(|e| e.to_string());
             for (_, _, reply) in batch.drain(..) {
                 let _ = reply.send(result.clone());
             }
         }
-        if !catch_ups.is_empty() || unindexed.load(Ordering::Acquire) >= INDEX_PASS_MIN {
-            let result = index_all(&pool, &unindexed).await.map_err(|e| e.to_string());
+        if !catch_ups.is_empty() || unindexed >= INDEX_PASS_MIN {
+            let result = index_all(&pool, &mut unindexed).await.map_err(|e| e.to_string());
             for reply in catch_ups.drain(..) {
                 let _ = reply.send(result.clone());
             }
@@ -494,16 +513,16 @@ fn take(
 /// Indexes the lineage backlog until it is empty, one transaction per `INDEX_PASS_MAX` rows.
 /// The rows are durable already (ingest's dedup commit flushed them); moving them needs no
 /// flush of its own: a move lost in a crash leaves them in the backlog.
-async fn index_all(pool: &Pool, unindexed: &AtomicUsize) -> Result<(), sqlx::Error> {
+async fn index_all(pool: &Pool, unindexed: &mut usize) -> Result<(), sqlx::Error> {
     loop {
         let started = std::time::Instant::now();
         let moved = commit(pool, Work::IndexBacklog, Sync::Later).await?;
         tracing::debug!(moved, ms = started.elapsed().as_millis(), "lineage backlog indexed");
-        let _ = unindexed
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(moved)));
+        *unindexed = unindexed.saturating_sub(moved);
         if i64::try_from(moved).unwrap_or(i64::MAX) < INDEX_PASS_MAX {
-            // Empty now (rows other instances appended included, on PostgreSQL).
-            unindexed.store(0, Ordering::Release);
+            // Empty now (rows other processes appended included), but for rows another
+            // instance holds locked, which it is moving itself.
+            *unindexed = 0;
             return Ok(());
         }
     }
@@ -766,6 +785,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found.len(), 1, "indexed by 文书号");
+        // Appended by another process (a `credgate` command, another instance): this writer
+        // does not know of it, a reader finds it all the same.
+        sqlx::query("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) VALUES ('m-10', 0, 'admin_penalty:k10', 'v1', '2026-11-24T10:00:00.000+08:00', '[[\"doc_no\",\"D10\",\"decision_doc_no\"]]', '[]')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let found =
+            store.find_record_keys(&lineage::RecordQuery::DocNo("D10".into()), 10).await.unwrap();
+        assert_eq!(found.len(), 1, "another process's backlog row is moved before the read");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
