@@ -692,6 +692,40 @@ pub mod retention;
 mod tests {
     use super::*;
 
+    /// The lineage of a penalty version `v1` with one 文书号 and one copy to hb-credit.
+    fn penalty_lineage(
+        message_id: &str,
+        record_key: &str,
+        received_at: &str,
+        doc_no: &str,
+        idempotency_key: &str,
+    ) -> Write {
+        Write::Lineage(Box::new(lineage::RecordLineage {
+            message_id: message_id.into(),
+            record_index: 0,
+            record_key: record_key.into(),
+            record_version: "v1".into(),
+            source_adapter: "wh-ggzy".into(),
+            doc_type: "penalty".into(),
+            catalog_item: "admin_penalty".into(),
+            catalog_version: "1".into(),
+            operation: "upsert".into(),
+            status: "accepted".into(),
+            raw_sha256: "x".into(),
+            canonical: "{}".into(),
+            received_at: received_at.into(),
+            index: vec![lineage::IndexEntry {
+                kind: lineage::IndexKind::DocNo,
+                field: "decision_doc_no".into(),
+                value: doc_no.into(),
+            }],
+            copies: vec![lineage::RoutedCopy {
+                destination: "hb-credit".into(),
+                idempotency_key: idempotency_key.into(),
+            }],
+        }))
+    }
+
     /// A commit that does not wait for the disk is visible at once, and leaves every pooled
     /// SQLite connection waiting for the disk again (FULL = 2), so audit appends, retention and
     /// every `write_all` after it stay durable when they return.
@@ -743,30 +777,13 @@ mod tests {
             }
         };
         let record = |i: usize| {
-            Write::Lineage(Box::new(lineage::RecordLineage {
-                message_id: format!("m-{i}"),
-                record_index: 0,
-                record_key: format!("admin_penalty:k{i}"),
-                record_version: "v1".into(),
-                source_adapter: "wh-ggzy".into(),
-                doc_type: "penalty".into(),
-                catalog_item: "admin_penalty".into(),
-                catalog_version: "1".into(),
-                operation: "upsert".into(),
-                status: "accepted".into(),
-                raw_sha256: "x".into(),
-                canonical: "{}".into(),
-                received_at: "2026-11-24T10:00:00.000+08:00".into(),
-                index: vec![lineage::IndexEntry {
-                    kind: lineage::IndexKind::DocNo,
-                    field: "decision_doc_no".into(),
-                    value: format!("鄂罚〔2026〕{i}号"),
-                }],
-                copies: vec![lineage::RoutedCopy {
-                    destination: "hb-credit".into(),
-                    idempotency_key: format!("hb-credit:k{i}:v1"),
-                }],
-            }))
+            penalty_lineage(
+                &format!("m-{i}"),
+                &format!("admin_penalty:k{i}"),
+                "2026-11-24T10:00:00.000+08:00",
+                &format!("鄂罚〔2026〕{i}号"),
+                &format!("hb-credit:k{i}:v1"),
+            )
         };
         // Idle: moved without anyone asking, within a few idle periods.
         store.write_all(vec![record(1), record(2)]).await.unwrap();
@@ -865,30 +882,13 @@ mod tests {
         let history = store.record_history("admin_penalty:k").await.unwrap().unwrap();
         assert_eq!(history.versions[0].copies[0].idempotency_key, "idem-1");
         // Written again after the migration: no duplicate rows (the new keys conflict alike).
-        let again = Write::Lineage(Box::new(lineage::RecordLineage {
-            message_id: "m1".into(),
-            record_index: 0,
-            record_key: "admin_penalty:k".into(),
-            record_version: "v1".into(),
-            source_adapter: "wh-ggzy".into(),
-            doc_type: "penalty".into(),
-            catalog_item: "admin_penalty".into(),
-            catalog_version: "1".into(),
-            operation: "upsert".into(),
-            status: "accepted".into(),
-            raw_sha256: "x".into(),
-            canonical: "{}".into(),
-            received_at: "2026-11-23T10:00:00.000+08:00".into(),
-            index: vec![lineage::IndexEntry {
-                kind: lineage::IndexKind::DocNo,
-                field: "decision_doc_no".into(),
-                value: "X〔2026〕1号".into(),
-            }],
-            copies: vec![lineage::RoutedCopy {
-                destination: "hb-credit".into(),
-                idempotency_key: "idem-1".into(),
-            }],
-        }));
+        let again = penalty_lineage(
+            "m1",
+            "admin_penalty:k",
+            "2026-11-23T10:00:00.000+08:00",
+            "X〔2026〕1号",
+            "idem-1",
+        );
         store.write(again.clone()).await.unwrap();
         store.write(again).await.unwrap();
         let history = store.record_history("admin_penalty:k").await.unwrap().unwrap();
