@@ -162,11 +162,22 @@ async fn two_instances_one_killed_mid_stream() {
         keys_per_record.entry(r.record_key).or_default().insert(r.idempotency_key);
     }
     let twice_after_dedup = keys_per_record.values().filter(|k| k.len() > 1).count();
+    // Copies sent again after a failed or timed-out send (the machine is loaded by the rest of
+    // the suite): the destination may have accepted the first send all the same.
+    let retried: i64 = {
+        let pool = sqlx::PgPool::connect(&database.url()).await.unwrap();
+        let sql = "SELECT COUNT(DISTINCT idempotency_key) FROM delivery_attempts \
+                   WHERE destination = 'hb-credit' AND outcome = 'retry'";
+        let count = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        count
+    };
     let log_b = b.log_text();
     eprintln!(
         "[two_instances_one_killed_mid_stream] N {n}, instance A SIGKILLed at {at_kill} delivered; \
          all delivered: {all_in}; lost {} duplicates (same copy accepted twice) {} records under \
-         two idempotency keys {twice_after_dedup} dead-lettered {} unexpected {}; total {:.1} s",
+         two idempotency keys {twice_after_dedup} dead-lettered {} unexpected {}; copies \
+         retried {retried}; total {:.1} s",
         accounting.lost,
         accounting.raw_duplicates,
         accounting.dead_lettered,
@@ -178,12 +189,14 @@ async fn two_instances_one_killed_mid_stream() {
     assert_eq!(accounting.unexpected, 0);
     assert_eq!(accounting.dead_lettered, 0);
     assert_eq!(twice_after_dedup, 0, "a record delivered under two idempotency keys");
-    // The one duplicate no gateway can rule out: a copy the killed instance had sent, whose
-    // acceptance it had not yet recorded, is sent again by the survivor with the same
-    // Idempotency-Key (the destination deduplicates it). At most the lanes in flight.
+    // The duplicates no gateway can rule out, each sent again with the same Idempotency-Key
+    // (the destination deduplicates it): a copy the killed instance had sent, whose acceptance
+    // it had not yet recorded (at most the lanes in flight), and a copy whose send failed or
+    // timed out after the destination had accepted it (retried).
+    let explained = KILL_WINDOW + usize::try_from(retried).unwrap_or(0);
     assert!(
-        accounting.raw_duplicates <= KILL_WINDOW,
-        "{} copies accepted twice > {KILL_WINDOW}",
+        accounting.raw_duplicates <= explained,
+        "{} copies accepted twice > {KILL_WINDOW} in flight + {retried} retried",
         accounting.raw_duplicates
     );
     assert!(
