@@ -16,8 +16,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 /// Schema migrations, applied in order: (version, SQLite text, PostgreSQL text). Only 0005
-/// differs; on PostgreSQL a table's SQLite-only `WITHOUT ROWID` is dropped (0007), see
-/// [`for_postgres`].
+/// has two texts; PostgreSQL runs the others through [`for_postgres`].
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, include_str!("store/0001_init.sql"), include_str!("store/0001_init.sql")),
     (2, include_str!("store/0002_lineage.sql"), include_str!("store/0002_lineage.sql")),
@@ -36,8 +35,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        include_str!("store/0008_lineage_backlog_sqlite.sql"),
-        include_str!("store/0008_lineage_backlog_postgres.sql"),
+        include_str!("store/0008_lineage_backlog.sql"),
+        include_str!("store/0008_lineage_backlog.sql"),
     ),
 ];
 
@@ -360,9 +359,11 @@ impl Store {
 }
 
 /// A migration's text for PostgreSQL: SQLite's `WITHOUT ROWID` table option removed (a
-/// PostgreSQL table is always organised apart from its primary key index).
+/// PostgreSQL table is always organised apart from its primary key index), and SQLite's
+/// numbered key (`INTEGER PRIMARY KEY`, the rowid) made PostgreSQL's (`BIGSERIAL`). Migrations
+/// before 0007 hold neither.
 fn for_postgres(sql: &str) -> String {
-    sql.replace(") WITHOUT ROWID", ")")
+    sql.replace(") WITHOUT ROWID", ")").replace(" INTEGER PRIMARY KEY", " BIGSERIAL PRIMARY KEY")
 }
 
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {

@@ -445,7 +445,44 @@ pub(super) async fn append_backlog<T: Tx>(
 }
 
 /// A backlog row as [`index_backlog`] reads it.
-type BacklogRow = (i64, String, String, String, i64, String, String, String);
+struct BacklogRow {
+    seq: i64,
+    record_key: String,
+    record_version: String,
+    message_id: String,
+    record_index: i64,
+    received_at: String,
+    index_rows: String,
+    copies: String,
+}
+
+/// The columns [`index_backlog`] selects, in order.
+type BacklogColumns = (i64, String, String, String, i64, String, String, String);
+
+impl From<BacklogColumns> for BacklogRow {
+    fn from(c: BacklogColumns) -> BacklogRow {
+        let (
+            seq,
+            record_key,
+            record_version,
+            message_id,
+            record_index,
+            received_at,
+            index_rows,
+            copies,
+        ) = c;
+        BacklogRow {
+            seq,
+            record_key,
+            record_version,
+            message_id,
+            record_index,
+            received_at,
+            index_rows,
+            copies,
+        }
+    }
+}
 
 /// Moves up to `limit` of the oldest backlog rows into `record_index` and `routed_copies`, in
 /// the transaction that deletes them: a crash before the commit leaves them
@@ -460,34 +497,38 @@ pub(super) async fn index_backlog<T: Tx>(tx: &mut T, limit: i64) -> Result<usize
     let select = format!(
         "SELECT seq, record_key, record_version, message_id, record_index, received_at, index_rows, copies FROM lineage_backlog ORDER BY seq LIMIT $1{lock}"
     );
-    let taken: Vec<BacklogRow> = on_conn!(tx.conn(), c => {
+    let taken: Vec<BacklogColumns> = on_conn!(tx.conn(), c => {
         sqlx::query_as(sqlx::AssertSqlSafe(select)).bind(limit).fetch_all(&mut *c).await?
     });
+    let taken: Vec<BacklogRow> = taken.into_iter().map(BacklogRow::from).collect();
     let (Some(first), Some(last)) = (taken.first(), taken.last()) else { return Ok(0) };
     // SQLite has one writer and numbers rows in commit order: the rows taken are a range.
     // PostgreSQL's sequence numbers can commit out of order and other instances lock rows of
     // their own: the rows taken are named.
-    let seqs: Vec<i64> = taken.iter().map(|row| row.0).collect();
-    let (first, last) = (first.0, last.0);
+    let seqs: Vec<i64> = taken.iter().map(|row| row.seq).collect();
+    let (first, last) = (first.seq, last.seq);
     let which = if postgres { "seq = ANY($1)" } else { "seq BETWEEN $1 AND $2" };
     let mut index: Vec<(String, String, &str, String)> = Vec::new();
     let mut copies: Vec<(&str, String, &BacklogRow, String)> = Vec::new();
     for row in &taken {
         // Written by `append_backlog` a moment ago: unreadable only if the database was edited
         // by hand. The version is kept all the same; the warning names what is missing.
-        let rows: Vec<(String, String, String)> = serde_json::from_str(&row.6).unwrap_or_else(|e| {
-            tracing::warn!(seq = row.0, record_key = %row.1, error = %e, "lineage backlog row has unreadable index rows; the version is kept without them");
+        let rows: Vec<(String, String, String)> = serde_json::from_str(&row.index_rows).unwrap_or_else(|e| {
+            tracing::warn!(seq = row.seq, record_key = %row.record_key, error = %e, "lineage backlog row has unreadable index rows; the version is kept without them");
             Vec::new()
         });
         index.extend(
-            rows.into_iter().map(|(kind, value, fields)| (kind, value, row.1.as_str(), fields)),
+            rows.into_iter()
+                .map(|(kind, value, fields)| (kind, value, row.record_key.as_str(), fields)),
         );
-        let routed: Vec<(String, String)> = serde_json::from_str(&row.7).unwrap_or_else(|e| {
-            tracing::warn!(seq = row.0, record_key = %row.1, error = %e, "lineage backlog row has unreadable copies; the version is kept without them");
+        let routed: Vec<(String, String)> = serde_json::from_str(&row.copies).unwrap_or_else(|e| {
+            tracing::warn!(seq = row.seq, record_key = %row.record_key, error = %e, "lineage backlog row has unreadable copies; the version is kept without them");
             Vec::new()
         });
         copies.extend(
-            routed.into_iter().map(|(destination, key)| (row.1.as_str(), key, row, destination)),
+            routed
+                .into_iter()
+                .map(|(destination, key)| (row.record_key.as_str(), key, row, destination)),
         );
     }
     index.sort();
@@ -519,8 +560,8 @@ pub(super) async fn index_backlog<T: Tx>(tx: &mut T, limit: i64) -> Result<usize
         for chunk in shaped_chunks(&copies, ROWS_PER_INSERT) {
             let mut q = sqlx::QueryBuilder::new("INSERT INTO routed_copies (idempotency_key, message_id, record_index, destination, record_key, record_version, routed_at) ");
             q.push_values(chunk, |mut row, (key, idempotency_key, w, destination)| {
-                row.push_bind(idempotency_key).push_bind(&w.3).push_bind(w.4).push_bind(destination)
-                    .push_bind(*key).push_bind(&w.2).push_bind(&w.5);
+                row.push_bind(idempotency_key).push_bind(&w.message_id).push_bind(w.record_index).push_bind(destination)
+                    .push_bind(*key).push_bind(&w.record_version).push_bind(&w.received_at);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *c).await?;
@@ -701,8 +742,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<RecordHistory>, StoreError> {
         let mut out = Vec::new();
+        // `find_record_keys` caught the backlog up for every history read after it.
         for (key, matched) in self.find_record_keys(query, limit).await? {
-            if let Some(mut history) = self.record_history(&key).await? {
+            if let Some(mut history) = self.history_caught_up(&key).await? {
                 history.matched_fields = matched;
                 out.push(history);
             }
@@ -721,6 +763,14 @@ impl Store {
         record_key: &str,
     ) -> Result<Option<RecordHistory>, StoreError> {
         self.catch_up_lineage().await?;
+        self.history_caught_up(record_key).await
+    }
+
+    /// [`Store::record_history`] once the backlog has been caught up.
+    async fn history_caught_up(
+        &self,
+        record_key: &str,
+    ) -> Result<Option<RecordHistory>, StoreError> {
         let sql = "SELECT record_version, record_index, message_id, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, received_at, canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version, received_at";
         let versions: Vec<VersionRow> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);

@@ -5,7 +5,8 @@
 -- B-trees (record keys, hashed identifiers and 文书号 arrive in no order). The store's writer
 -- moves the backlog into those tables in large batches sorted by key (`lineage::index_backlog`)
 -- and readers of the lineage have it moved first, so what they see is unchanged. The index
--- rows are stored ready (identifier values already keyed-hashed), copies as JSON.
+-- rows are stored ready (identifier values already keyed-hashed), copies as JSON. One text
+-- for both backends: PostgreSQL numbers the rows with a BIGSERIAL (`store::for_postgres`).
 CREATE TABLE IF NOT EXISTS lineage_backlog (
     seq INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL,
