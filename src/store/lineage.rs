@@ -461,25 +461,15 @@ type BacklogColumns = (i64, String, String, String, i64, String, String, String)
 
 impl From<BacklogColumns> for BacklogRow {
     fn from(c: BacklogColumns) -> BacklogRow {
-        let (
-            seq,
-            record_key,
-            record_version,
-            message_id,
-            record_index,
-            received_at,
-            index_rows,
-            copies,
-        ) = c;
         BacklogRow {
-            seq,
-            record_key,
-            record_version,
-            message_id,
-            record_index,
-            received_at,
-            index_rows,
-            copies,
+            seq: c.0,
+            record_key: c.1,
+            record_version: c.2,
+            message_id: c.3,
+            record_index: c.4,
+            received_at: c.5,
+            index_rows: c.6,
+            copies: c.7,
         }
     }
 }
