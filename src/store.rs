@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("store/0008_lineage_backlog.sql"),
         include_str!("store/0008_lineage_backlog.sql"),
     ),
+    (9, include_str!("store/0009_shared_bodies.sql"), include_str!("store/0009_shared_bodies.sql")),
 ];
 
 /// How many backlog rows one indexing transaction moves. A pass costs about as much as the
@@ -714,6 +715,7 @@ mod tests {
             status: "accepted".into(),
             raw_sha256: "x".into(),
             canonical: "{}".into(),
+            body_sha256: String::new(),
             received_at: received_at.into(),
             index: vec![lineage::IndexEntry {
                 kind: lineage::IndexKind::DocNo,
@@ -830,6 +832,112 @@ mod tests {
         let found =
             store.find_record_keys(&lineage::RecordQuery::DocNo("D10".into()), 10).await.unwrap();
         assert_eq!(found.len(), 1, "another process's backlog row is moved before the read");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A version received again with the same content (0009) stores no second body and adds no
+    /// backlog row once its copies are recorded; one with a copy not recorded yet (routing
+    /// changed) gets a row without index rows; other content under the same version, or a new
+    /// version, keeps a body of its own.
+    #[tokio::test]
+    async fn a_version_received_again_shares_its_body_and_adds_no_backlog_row() {
+        let dir = std::env::temp_dir().join(format!("credgate-shared-{}", uuid::Uuid::new_v4()));
+        let store = Store::open("sqlite://shared.db", &dir).await.unwrap();
+        let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
+        let receipt = |message_id: &str, version: &str, digest: &str, copies: &[&str]| {
+            let Write::Lineage(mut lineage) = penalty_lineage(
+                message_id,
+                "admin_penalty:k1",
+                &format!("2026-11-24T10:00:0{}.000+08:00", message_id.len() % 10),
+                "鄂罚〔2026〕1号",
+                "hb-credit:k1:v1",
+            ) else {
+                unreachable!("a lineage write")
+            };
+            lineage.record_version = version.to_owned();
+            lineage.canonical = serde_json::json!({
+                "record_key": "admin_penalty:k1",
+                "record_version": version,
+                "message_id": message_id,
+                "received_at": lineage.received_at,
+                "raw_sha256": lineage.raw_sha256,
+                "penalty_content": digest,
+            })
+            .to_string();
+            lineage.body_sha256 = digest.to_owned();
+            lineage.copies = copies
+                .iter()
+                .map(|d| lineage::RoutedCopy {
+                    destination: (*d).to_owned(),
+                    idempotency_key: format!("{d}:k1:{version}"),
+                })
+                .collect();
+            lineage
+        };
+        let first = receipt("m-1", "v1", "d1", &["hb-credit"]);
+        store.write(Write::Lineage(first)).await.unwrap();
+        store.catch_up_lineage().await.unwrap();
+
+        // Appended in a transaction of the test's own, so the writer's idle pass cannot move
+        // the rows before they are counted.
+        let again = receipt("m-22", "v1", "d1", &["hb-credit"]);
+        let rerouted = receipt("m-333", "v1", "d1", &["hb-credit", "gc-county-credit"]);
+        let corrected = receipt("m-4444", "v1", "d2", &["hb-credit"]);
+        // A new version keeps its body (holders are found by version), and its copy is in the
+        // backlog row m-55555 appended in this transaction.
+        let unchanged_v2 = receipt("m-55555", "v2", "d1", &["hb-credit"]);
+        let v2_again = receipt("m-666666", "v2", "d1", &["hb-credit"]);
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let receipts = [&*again, &*rerouted, &*corrected, &*unchanged_v2, &*v2_again];
+        lineage::append_backlog(&mut tx, &receipts).await.unwrap();
+        let backlog: Vec<(String, String)> =
+            sqlx::query_as("SELECT message_id, index_rows FROM lineage_backlog ORDER BY seq")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        let backlog: Vec<(&str, bool)> =
+            backlog.iter().map(|(m, index)| (m.as_str(), index == "[]")).collect();
+        // Index rows only for the content not seen before; no row at all for m-22 and m-666666.
+        assert_eq!(backlog, [("m-333", true), ("m-4444", false), ("m-55555", false)]);
+        let shared: Vec<(String,)> = sqlx::query_as(
+            "SELECT message_id FROM record_versions WHERE canonical = '=' ORDER BY message_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let shared: Vec<&str> = shared.iter().map(|(m,)| m.as_str()).collect();
+        assert_eq!(shared, ["m-22", "m-333", "m-666666"]);
+        tx.commit().await.unwrap();
+
+        let history = store.record_history("admin_penalty:k1").await.unwrap().unwrap();
+        assert_eq!(history.versions.len(), 6);
+        for version in &history.versions {
+            let record = &version.canonical;
+            assert_eq!(record["message_id"], version.message_id.as_str());
+            assert_eq!(record["received_at"], version.received_at.as_str());
+            assert_eq!(record["record_version"], version.record_version.as_str());
+            let digest = if version.message_id == "m-4444" { "d2" } else { "d1" };
+            assert_eq!(record["penalty_content"], digest);
+        }
+        let mut destinations: Vec<String> = store
+            .holders("admin_penalty:k1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.destination)
+            .collect();
+        destinations.sort();
+        assert_eq!(destinations, ["gc-county-credit", "hb-credit"], "the new copy is recorded");
+        let found = store
+            .find_record_keys(&lineage::RecordQuery::DocNo("鄂罚〔2026〕1号".into()), 10)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "indexed once, from the holder's row");
+        let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
+        let (copies,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM routed_copies").fetch_one(&pool).await.unwrap();
+        assert_eq!(copies, 3, "hb-credit v1 and v2, gc-county-credit v1");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

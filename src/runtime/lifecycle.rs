@@ -108,6 +108,8 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             status: "accepted".to_owned(),
             raw_sha256: record.get_str("raw_sha256").to_owned(),
             canonical: record.to_json_string(),
+            // The row's message id is not the envelope's: the body is never shared.
+            body_sha256: String::new(),
             received_at: at.to_owned(),
             index: index_entries(&record.fields),
             copies: g.copies.iter().map(RoutedCopy::from).collect(),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::backend::{Tx, on_conn};
+use super::lineage::{PerRow, body_sql, own_envelope};
 use super::{Pool, Store, StoreError};
 use crate::lifecycle::dishonest_list::{DishonestList, ListEvent};
 use crate::lifecycle::dispute::Dispute;
@@ -242,6 +243,26 @@ pub struct DisputeView {
 }
 
 type RetractionRow = (String, String, String, String, String);
+/// A version row's stored `canonical`, its body (`lineage::body_sql`), message id, receipt
+/// time, raw hash and version: [`BODY_COLUMNS`].
+type BodyRow = (String, String, String, String, String, String);
+
+/// The columns of a [`BodyRow`] after the body, of the version row `rv`.
+const BODY_COLUMNS: &str = "rv.message_id, rv.received_at, rv.raw_sha256, rv.record_version";
+
+/// The canonical record of a [`BodyRow`] as it was received.
+fn as_received(
+    (stored, body, message_id, received_at, raw_sha256, record_version): BodyRow,
+) -> String {
+    let row = PerRow {
+        message_id: &message_id,
+        received_at: &received_at,
+        raw_sha256: &raw_sha256,
+        record_version: &record_version,
+    };
+    own_envelope(&stored, body, &row)
+}
+
 /// (received_at, adapter, doc_type, receipt, source_org) of a rejected document.
 pub type RejectedRow = (String, String, String, String, String);
 type PublicityDbRow = (String, i64, String, String, String, String, String, String);
@@ -253,9 +274,12 @@ impl Store {
     ///
     /// The query failed.
     pub async fn latest_canonical(&self, record_key: &str) -> Result<Option<String>, StoreError> {
-        let sql = "SELECT canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version DESC LIMIT 1";
-        let row: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_optional(p).await?);
-        Ok(row.map(|(c,)| c))
+        let sql = format!(
+            "SELECT rv.canonical, {}, {BODY_COLUMNS} FROM record_versions rv WHERE rv.record_key = $1 ORDER BY rv.record_version DESC LIMIT 1",
+            body_sql("rv")
+        );
+        let row: Option<BodyRow> = on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(record_key).fetch_optional(p).await?);
+        Ok(row.map(as_received))
     }
 
     /// Every destination that was ever routed any version of a record (lineage), with the
@@ -516,8 +540,12 @@ impl Store {
         self.catch_up_lineage().await?;
         // Copies are joined by record key first: the leading column of `routed_copies`' key
         // (SQLite) or of its record-key index (PostgreSQL), so each version's copies are a seek.
-        let select = "SELECT rv.canonical, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM record_versions rv JOIN routed_copies rc ON rc.record_key = rv.record_key AND rc.message_id = rv.message_id AND rc.record_index = rv.record_index";
-        let rows: Vec<(String, String, Option<String>)> = match key {
+        let select = format!(
+            "SELECT rv.canonical, {}, {BODY_COLUMNS}, rc.destination, (SELECT MIN(da.at) FROM delivery_attempts da WHERE da.idempotency_key = rc.idempotency_key AND da.outcome IN ('delivered', 'already_delivered')) FROM record_versions rv JOIN routed_copies rc ON rc.record_key = rv.record_key AND rc.message_id = rv.message_id AND rc.record_index = rv.record_index",
+            body_sql("rv")
+        );
+        type Row = (String, String, String, String, String, String, String, Option<String>);
+        let rows: Vec<Row> = match key {
             Some(key) => {
                 let sql = format!(
                     "{select} WHERE rc.record_key = $1 ORDER BY rv.record_version, rc.destination"
@@ -531,7 +559,13 @@ impl Store {
                 on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(since).fetch_all(p).await?)
             }
         };
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(|(stored, body, message_id, received_at, raw, version, destination, delivered)| {
+                let canonical = as_received((stored, body, message_id, received_at, raw, version));
+                (canonical, destination, delivered)
+            })
+            .collect())
     }
 
     /// Publicised serious (严重) penalties naming `uscc` as their subject: the keyed USCC index
@@ -600,10 +634,20 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let sql = "SELECT received_at, status, canonical FROM record_versions WHERE received_at >= $1 AND received_at < $2 AND source_adapter <> 'credgate'";
-        let rows: Vec<(String, String, String)> =
-            on_pool!(&self.pool, p => sqlx::query_as(sql).bind(from).bind(to).fetch_all(p).await?);
-        Ok(rows)
+        let sql = format!(
+            "SELECT rv.status, rv.canonical, {}, {BODY_COLUMNS} FROM record_versions rv WHERE rv.received_at >= $1 AND rv.received_at < $2 AND rv.source_adapter <> 'credgate'",
+            body_sql("rv")
+        );
+        type Row = (String, String, String, String, String, String, String);
+        let rows: Vec<Row> = on_pool!(&self.pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(status, stored, body, message_id, received_at, raw, version)| {
+                let canonical =
+                    as_received((stored, body, message_id, received_at.clone(), raw, version));
+                (received_at, status, canonical)
+            })
+            .collect())
     }
 
     /// Rejected inbound documents received in `[from, to)`: (received_at, adapter, doc_type,

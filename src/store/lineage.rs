@@ -10,7 +10,7 @@
 //! key kept in the store), so the index can be searched without holding, or ever logging,
 //! the numbers themselves; document numbers and deal codes are stored in identity form.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use hmac::Mac;
@@ -127,6 +127,9 @@ pub struct RecordLineage {
     pub raw_sha256: String,
     /// The canonical record (contract §3 flat JSON).
     pub canonical: String,
+    /// [`body_digest`] of the canonical record, or empty when its body is never shared (see
+    /// [`SAME_BODY`]).
+    pub body_sha256: String,
     pub received_at: String,
     pub index: Vec<IndexEntry>,
     pub copies: Vec<RoutedCopy>,
@@ -190,6 +193,15 @@ pub fn lineage_writes(
             status: record_status(record.status).to_owned(),
             raw_sha256: processed.raw_sha256.clone(),
             canonical: canonical.to_json_string(),
+            body_sha256: shareable_body_digest(
+                canonical,
+                &PerRow {
+                    message_id: inbound.message_id,
+                    received_at: &receipt.received_at,
+                    raw_sha256: &processed.raw_sha256,
+                    record_version: canonical.record_version(),
+                },
+            ),
             received_at: receipt.received_at.clone(),
             index: index_entries(&canonical.fields),
             copies: record.copies.iter().map(RoutedCopy::from).collect(),
@@ -220,6 +232,104 @@ pub fn lineage_writes(
         })));
     }
     out
+}
+
+/// What `record_versions.canonical` holds for a version received again with the same
+/// content: the body stays in the row that has it (the *holder*: same record key, version and
+/// [`body_digest`]) and this row names only what differs between receipts, in its own columns
+/// ([`PerRow`]). A source that re-sends its whole list every day (common for 双公示 feeds)
+/// then costs a small row per record a day, not the record again. Readers put the body back
+/// with [`own_envelope`]; retention hands it to a row it keeps before it empties or deletes
+/// the holder (`store::retention`).
+pub const SAME_BODY: &str = "=";
+
+/// Envelope fields of a canonical record that belong to the receipt, not to the content, in
+/// [`PerRow::values`] order; each is also a column of `record_versions`.
+const PER_ROW: [&str; 4] = ["message_id", "received_at", "raw_sha256", "record_version"];
+
+/// A version row's own [`PER_ROW`] columns.
+#[derive(Debug)]
+pub struct PerRow<'a> {
+    pub message_id: &'a str,
+    pub received_at: &'a str,
+    pub raw_sha256: &'a str,
+    pub record_version: &'a str,
+}
+
+impl PerRow<'_> {
+    fn values(&self) -> [&str; 4] {
+        [self.message_id, self.received_at, self.raw_sha256, self.record_version]
+    }
+}
+
+/// SHA-256 of a canonical record without its [`PER_ROW`] fields: two receipts of a record with
+/// the same digest carry the same content. Written straight into the hasher, so it costs no
+/// allocation.
+pub fn body_digest(record: &CanonicalRecord) -> String {
+    use sha2::Digest;
+    use std::io::Write as _;
+    struct Hashing(sha2::Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(sha2::Sha256::new());
+    // Writing into a hasher cannot fail, nor can serialising JSON values.
+    for (key, value) in record.envelope.iter().filter(|(k, _)| !PER_ROW.contains(&k.as_str())) {
+        let _ = serde_json::to_writer(&mut hashing, key);
+        let _ = hashing.write_all(b":");
+        let _ = serde_json::to_writer(&mut hashing, value);
+        let _ = hashing.write_all(b",");
+    }
+    let _ = hashing.write_all(b"\n");
+    let _ = serde_json::to_writer(&mut hashing, &record.fields);
+    hex::encode(hashing.0.finalize())
+}
+
+/// The [`body_digest`] of a received record when its body can be shared: its envelope's
+/// [`PER_ROW`] fields are exactly the row's columns (so [`own_envelope`] rebuilds the record as
+/// received) and no field shadows them. Empty otherwise: that row always keeps its body.
+fn shareable_body_digest(record: &CanonicalRecord, row: &PerRow<'_>) -> String {
+    let matches = PER_ROW.iter().zip(row.values()).all(|(key, value)| {
+        record.envelope.get(*key).and_then(Value::as_str) == Some(value)
+            && !record.fields.contains_key(*key)
+    });
+    if matches { body_digest(record) } else { String::new() }
+}
+
+/// A version row's canonical record as received: `body` is the row's own (returned as it is)
+/// or, when the row holds [`SAME_BODY`], its holder's, whose [`PER_ROW`] fields are replaced by
+/// the row's. Empty when the body is gone (retention).
+pub fn own_envelope(stored: &str, body: String, row: &PerRow<'_>) -> String {
+    if stored != SAME_BODY {
+        return body;
+    }
+    let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&body) else {
+        return String::new();
+    };
+    for (key, value) in PER_ROW.iter().zip(row.values()) {
+        if let Some(slot) = record.get_mut(*key) {
+            *slot = Value::String(value.to_owned());
+        }
+    }
+    Value::Object(record).to_string()
+}
+
+/// SQL for the body of the version row `alias`: its own canonical record, or its holder's
+/// when it holds [`SAME_BODY`] (empty if the holder's is gone); pass it with the row's
+/// `canonical` and [`PerRow`] columns to [`own_envelope`].
+pub fn body_sql(alias: &str) -> String {
+    format!(
+        "CASE WHEN {alias}.canonical = '=' THEN COALESCE((SELECT h.canonical FROM record_versions h \
+         WHERE h.record_key = {alias}.record_key AND h.record_version = {alias}.record_version \
+         AND h.body_sha256 = {alias}.body_sha256 AND h.canonical NOT IN ('', '=') LIMIT 1), '') \
+         ELSE {alias}.canonical END"
+    )
 }
 
 /// Attempts for the copies of a document whose publish to `credgate.route` failed after its
@@ -385,10 +495,20 @@ pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 /// several per record (each statement is a round trip to the database thread).
 const ROWS_PER_INSERT: usize = 64;
 
+/// A version being appended, with its backlog row's index rows and copies (JSON).
+type Appending<'a> = (&'a RecordLineage, &'a (String, String));
+
 /// Commits the lineage of a batch of records: the versions into `record_versions`, and their
 /// index rows (keyed-hashed) and copies (JSON) into the backlog (0008), one small row per
 /// version at the end of one B-tree, a few pages per commit whatever the keys.
 /// [`index_backlog`] sorts them into `record_index` and `routed_copies` later.
+///
+/// A version received again with the same content (0009) keeps no second body
+/// ([`SAME_BODY`]) and adds no backlog row once its copies are recorded (in `routed_copies`,
+/// or in a backlog row this transaction appended): the holder's backlog row, committed with
+/// the holder, carries the same index rows (they come from the same fields), and the copies'
+/// idempotency keys name the same version. A copy not recorded yet (routing changed, the
+/// holder's row still in the backlog) gets a row as usual, without the index rows.
 pub(super) async fn append_backlog<T: Tx>(
     tx: &mut T,
     records: &[&RecordLineage],
@@ -421,24 +541,86 @@ pub(super) async fn append_backlog<T: Tx>(
             )
         })
         .collect();
-    let rows: Vec<(&RecordLineage, &(String, String))> =
-        records.iter().copied().zip(extras.iter()).collect();
+    let rows: Vec<Appending<'_>> = records.iter().copied().zip(extras.iter()).collect();
+    // Copies (record key, idempotency key) in the backlog rows this call appended.
+    let mut appended: HashSet<(&str, &str)> = HashSet::new();
     on_conn!(tx.conn(), c => {
         for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, received_at) ");
-            q.push_values(chunk, |mut row, (w, _)| {
+            // Which records' bodies are already held, by position in the chunk: one seek each
+            // on `record_versions_key`, where the rows of a version are few and the holder,
+            // the oldest, comes first. The page it reads is the one the insert below writes.
+            let mut held = vec![false; chunk.len()];
+            let shareable: Vec<(i64, &RecordLineage)> = (0_i64..)
+                .zip(chunk.iter().map(|(w, _)| *w))
+                .filter(|(_, w)| !w.body_sha256.is_empty())
+                .collect();
+            if !shareable.is_empty() {
+                let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
+                q.push_values(&shareable, |mut row, (at, w)| {
+                    row.push_bind(*at).push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.body_sha256);
+                });
+                q.push(") AS v WHERE EXISTS (SELECT 1 FROM record_versions r WHERE r.record_key = v.column2 AND r.record_version = v.column3 AND r.body_sha256 = v.column4 AND r.canonical NOT IN ('', '='))");
+                let found: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
+                for (at,) in found {
+                    if let Some(slot) = usize::try_from(at).ok().and_then(|at| held.get_mut(at)) {
+                        *slot = true;
+                    }
+                }
+            }
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, body_sha256, received_at) ");
+            q.push_values(chunk.iter().zip(&held), |mut row, ((w, _), held)| {
+                let body = if *held { SAME_BODY } else { w.canonical.as_str() };
                 row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
                     .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
-                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(&w.canonical).push_bind(&w.received_at);
+                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(body)
+                    .push_bind(&w.body_sha256).push_bind(&w.received_at);
             });
             q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
-            q.push_values(chunk, |mut row, (w, (index, copies))| {
-                row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
-                    .push_bind(&w.received_at).push_bind(index).push_bind(copies);
-            });
-            q.build().execute(&mut *c).await?;
+            // Of the records whose body is held, which have every copy recorded already: in
+            // `routed_copies`, or in a backlog row appended by this transaction.
+            let held_copies: Vec<(i64, &str, &str)> = (0_i64..)
+                .zip(chunk.iter().zip(&held))
+                .filter(|(_, (_, held))| **held)
+                .flat_map(|(at, ((w, _), _))| {
+                    w.copies.iter().map(move |copy| (at, w.record_key.as_str(), copy.idempotency_key.as_str()))
+                })
+                .filter(|(_, record_key, key)| !appended.contains(&(*record_key, *key)))
+                .collect();
+            let mut recorded: HashSet<(i64, String)> = HashSet::new();
+            if !held_copies.is_empty() {
+                let mut q = sqlx::QueryBuilder::new("SELECT v.column1, v.column3 FROM (");
+                q.push_values(&held_copies, |mut row, (at, record_key, idempotency_key)| {
+                    row.push_bind(*at).push_bind(*record_key).push_bind(*idempotency_key);
+                });
+                q.push(") AS v WHERE EXISTS (SELECT 1 FROM routed_copies rc WHERE rc.record_key = v.column2 AND rc.idempotency_key = v.column3)");
+                let found: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *c).await?;
+                recorded.extend(found);
+            }
+            let mut backlog: Vec<(&Appending<'_>, bool)> = Vec::new();
+            for ((at, row), held) in (0_i64..).zip(chunk).zip(&held) {
+                let w = row.0;
+                let all_recorded = w.copies.iter().all(|copy| {
+                    let key = copy.idempotency_key.as_str();
+                    appended.contains(&(w.record_key.as_str(), key))
+                        || recorded.contains(&(at, key.to_owned()))
+                });
+                if *held && all_recorded {
+                    continue;
+                }
+                appended.extend(w.copies.iter().map(|copy| (w.record_key.as_str(), copy.idempotency_key.as_str())));
+                backlog.push((row, *held));
+            }
+            for part in shaped_chunks(&backlog, ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
+                q.push_values(part, |mut row, ((w, (index, copies)), held)| {
+                    // A held body's index rows came with its holder's backlog row.
+                    let index = if *held { "[]" } else { index.as_str() };
+                    row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
+                        .push_bind(&w.received_at).push_bind(index).push_bind(copies);
+                });
+                q.build().execute(&mut *c).await?;
+            }
         }
         Ok(())
     })
@@ -666,8 +848,21 @@ pub struct RecordHistory {
     pub delivered: BTreeMap<String, String>,
 }
 
-type VersionRow =
-    (String, i64, String, String, String, String, String, String, String, String, String, String);
+type VersionRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 type AttemptRow = (String, String, i64, String, String, String, String, String);
 type DeadRow = (String, String, String, String, String, i64, String);
 
@@ -761,7 +956,7 @@ impl Store {
         &self,
         record_key: &str,
     ) -> Result<Option<RecordHistory>, StoreError> {
-        let sql = "SELECT record_version, record_index, message_id, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, received_at, canonical FROM record_versions WHERE record_key = $1 ORDER BY record_version, received_at";
+        let sql = "SELECT record_version, record_index, message_id, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, received_at, canonical, body_sha256 FROM record_versions WHERE record_key = $1 ORDER BY record_version, received_at";
         let versions: Vec<VersionRow> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
         if versions.is_empty() {
@@ -780,12 +975,31 @@ impl Store {
         let delivered: Vec<(String, String)> =
             on_pool!(&self.pool, p => sqlx::query_as(sql).bind(record_key).fetch_all(p).await?);
 
+        // Bodies by version and digest, for the rows that share one (`SAME_BODY`): every row
+        // of the key is here, so is the holder unless retention emptied it.
+        let bodies: std::collections::HashMap<(String, String), String> = versions
+            .iter()
+            .filter(|row| !row.12.is_empty() && !row.11.is_empty() && row.11 != SAME_BODY)
+            .map(|row| ((row.0.clone(), row.12.clone()), row.11.clone()))
+            .collect();
         let mut views = Vec::with_capacity(versions.len());
         for row in versions {
+            let canonical = match bodies.get(&(row.0.clone(), row.12.clone())) {
+                Some(body) if row.11 == SAME_BODY => {
+                    let own = PerRow {
+                        message_id: &row.2,
+                        received_at: &row.10,
+                        raw_sha256: &row.9,
+                        record_version: &row.0,
+                    };
+                    own_envelope(&row.11, body.clone(), &own)
+                }
+                _ => row.11,
+            };
             let (version, record_index, message_id, source_adapter, doc_type, catalog_item) =
                 (row.0, row.1, row.2, row.3, row.4, row.5);
-            let (catalog_version, operation, status, raw_sha256, received_at, canonical) =
-                (row.6, row.7, row.8, row.9, row.10, row.11);
+            let (catalog_version, operation, status, raw_sha256, received_at) =
+                (row.6, row.7, row.8, row.9, row.10);
             let sql = "SELECT status FROM inbound_messages WHERE message_id = $1";
             let receipt: Option<(String,)> = on_pool!(&self.pool, p => sqlx::query_as(sql).bind(&message_id).fetch_optional(p).await?);
             let mut version_copies = Vec::new();

@@ -4,6 +4,7 @@
 //! same time. Bodies are emptied in place (the metadata row stays); metadata rows are deleted
 //! with what hangs off them (identifier index, routed copies, attempts).
 
+use super::lineage::{PerRow, SAME_BODY, own_envelope};
 use super::{Pool, Store, StoreError};
 
 /// Rows touched by one purge batch.
@@ -32,16 +33,34 @@ impl Store {
         before: &str,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        let records = "UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN \
-                       (SELECT message_id, record_index FROM record_versions WHERE catalog_item = $1 \
-                       AND received_at < $2 AND canonical <> '' LIMIT $3)";
+        let pick = "SELECT message_id, record_index, record_key, record_version, body_sha256, canonical FROM record_versions \
+                    WHERE catalog_item = $1 AND received_at < $2 AND canonical <> '' LIMIT $3";
         let dead = "UPDATE dead_letters SET payload = $4 WHERE dead_id IN (SELECT dead_id FROM \
                     dead_letters WHERE catalog_item = $1 AND dead_at < $2 AND length(payload) > 0 LIMIT $3)";
         let empty: Vec<u8> = Vec::new();
+        let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
-            let a = sqlx::query(records).bind(item).bind(before).bind(limit).execute(p).await?.rows_affected();
-            let b = sqlx::query(dead).bind(item).bind(before).bind(limit).bind(&empty).execute(p).await?.rows_affected();
-            a + b
+            let mut tx = p.begin_with(begin).await?;
+            let picked: Vec<PickedVersion> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let mut n = 0;
+            if !picked.is_empty() {
+                for (record_key, version, digest, body) in held_bodies(&picked) {
+                    let heir: Option<(String, i64, String, String)> = sqlx::query_as(HEIR_OF_BODY).bind(record_key).bind(version).bind(digest).fetch_optional(&mut *tx).await?;
+                    if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
+                        let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
+                        let own = own_envelope(SAME_BODY, body.to_owned(), &row);
+                        sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3").bind(own).bind(&message_id).bind(record_index).execute(&mut *tx).await?;
+                    }
+                }
+                let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
+                let mut q = sqlx::QueryBuilder::new("UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN (");
+                push_keys(&mut q, &keys);
+                q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            n += sqlx::query(dead).bind(item).bind(before).bind(limit).bind(&empty).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
         });
         Ok(n)
     }
@@ -60,7 +79,7 @@ impl Store {
         limit: i64,
     ) -> Result<u64, StoreError> {
         self.catch_up_lineage().await?;
-        let pick = "SELECT message_id, record_index, record_key FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
+        let pick = "SELECT message_id, record_index, record_key, record_version, body_sha256, canonical FROM record_versions WHERE catalog_item = $1 AND received_at < $2 LIMIT $3";
         let dead = "DELETE FROM dead_letters WHERE dead_id IN (SELECT dead_id FROM dead_letters \
                     WHERE catalog_item = $1 AND dead_at < $2 LIMIT $3)";
         // SQLite: take the write lock up front (waiting for the group-commit writer like any
@@ -69,9 +88,17 @@ impl Store {
         let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(begin).await?;
-            let picked: Vec<(String, i64, String)> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let picked: Vec<PickedVersion> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
             let mut n = 0;
             if !picked.is_empty() {
+                for (record_key, version, digest, body) in held_bodies(&picked) {
+                    let heir: Option<(String, i64, String, String)> = sqlx::query_as(HEIR_OF_BODY).bind(record_key).bind(version).bind(digest).fetch_optional(&mut *tx).await?;
+                    if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
+                        let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
+                        let own = own_envelope(SAME_BODY, body.to_owned(), &row);
+                        sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3").bind(own).bind(&message_id).bind(record_index).execute(&mut *tx).await?;
+                    }
+                }
                 let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
                 let record_keys: Vec<String> = picked.into_iter().map(|r| r.2).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
                 // The versions go first; a copy and an index row belong to a record key, not
@@ -173,6 +200,27 @@ where
 }
 
 /// `(m1, i1), (m2, i2), …` with every value bound.
+/// A version row picked for a purge: message id, record index, record key, version, body
+/// digest and stored `canonical`.
+type PickedVersion = (String, i64, String, String, String, String);
+
+/// The picked rows that hold a body other rows share (`lineage::SAME_BODY`): record key,
+/// version, digest and the body.
+fn held_bodies(picked: &[PickedVersion]) -> impl Iterator<Item = (&str, &str, &str, &str)> {
+    picked
+        .iter()
+        .filter(|r| !r.4.is_empty() && !r.5.is_empty() && r.5 != SAME_BODY)
+        .map(|r| (r.2.as_str(), r.3.as_str(), r.4.as_str(), r.5.as_str()))
+}
+
+/// Before a purge empties or deletes a row that holds a shared body, the newest row sharing it
+/// (this query; binds: record key, version, digest) takes the body over, with its own
+/// per-receipt fields, so every row retention keeps still reads its record. When that newest
+/// row is itself expiring, so is every other row sharing the body (all are older).
+const HEIR_OF_BODY: &str = "SELECT message_id, record_index, received_at, raw_sha256 FROM record_versions \
+    WHERE record_key = $1 AND record_version = $2 AND body_sha256 = $3 AND canonical = '=' \
+    ORDER BY received_at DESC LIMIT 1";
+
 fn push_values<DB>(q: &mut sqlx::QueryBuilder<DB>, values: &[String])
 where
     DB: sqlx::Database,

@@ -142,6 +142,19 @@ impl Raw {
         }
     }
 
+    /// Version rows of a record key whose `canonical` is `stored`.
+    async fn versions_storing(&self, key: &str, stored: &str) -> i64 {
+        let sql = "SELECT COUNT(*) FROM record_versions WHERE record_key = $1 AND canonical = $2";
+        match self {
+            Raw::Sqlite(p) => {
+                sqlx::query_scalar(sql).bind(key).bind(stored).fetch_one(p).await.unwrap()
+            }
+            Raw::Postgres(p, _) => {
+                sqlx::query_scalar(sql).bind(key).bind(stored).fetch_one(p).await.unwrap()
+            }
+        }
+    }
+
     /// Closes the raw pool; the database guard then drops the database.
     async fn drop_database(self) {
         if let Raw::Postgres(pool, database) = self {
@@ -187,11 +200,30 @@ async fn ingest_penalty(
     id: &str,
     second: i64,
 ) -> (String, String, String) {
-    let body = support::penalty(n);
+    ingest_document(store, config, &support::penalty(n), id, second).await
+}
+
+/// Penalty `n` as its source versions it (`DATA_TIMESTAMP`): every receipt of it is the same
+/// version, whatever the message.
+fn versioned_penalty(n: usize) -> Vec<u8> {
+    let mut body: serde_json::Value = serde_json::from_slice(&support::penalty(n)).unwrap();
+    body["DATA_TIMESTAMP"] = "2026-09-28 10:00:00".into();
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// Ingests one document into the store's lineage the way the runtime does; returns (record
+/// key, record version, idempotency key to hb-credit).
+async fn ingest_document(
+    store: &Store,
+    config: &CompiledConfig,
+    body: &[u8],
+    id: &str,
+    second: i64,
+) -> (String, String, String) {
     let inbound = Inbound {
         adapter: "wh-ggzy",
         doc_type: "penalty",
-        body: &body,
+        body,
         content_type: Some("application/json"),
         message_id: id,
         correlation_id: None,
@@ -407,6 +439,7 @@ async fn exercise_resent_and_unpublished(store: &Store, raw: &Raw) {
         index,
         "the same identifiers again"
     );
+    assert_eq!(raw.versions_storing(&key, "=").await, 0, "a new version keeps its body");
     // The same message again (a redelivery before its dedup key committed) adds nothing.
     ingest_penalty(store, &config, 7003, "resent-2", 1_795_184_300).await;
     assert_eq!(raw.rows_for_key(store, "record_versions", &key).await, 2);
@@ -461,6 +494,99 @@ async fn exercise_resent_and_unpublished(store: &Store, raw: &Raw) {
     assert_eq!(copy.status, "delivered");
     let outcomes: Vec<&str> = copy.attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["unpublished", "delivered"]);
+}
+
+/// The history of `key`, checking that every version with a body reads as received; `want` is
+/// the message ids of those versions.
+async fn read_shared(
+    store: &Store,
+    key: &str,
+    want: &[&str],
+) -> credgate::store::lineage::RecordHistory {
+    let history = store.record_history(key).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    for v in &history.versions {
+        let record = &v.canonical;
+        if record.is_null() {
+            continue;
+        }
+        // Each receipt reads as received: its own message id, time and raw hash.
+        assert_eq!(record["message_id"], v.message_id.as_str());
+        assert_eq!(record["received_at"], v.received_at.as_str());
+        assert_eq!(record["raw_sha256"], v.raw_sha256.as_str());
+        assert_eq!(record["decision_doc_no"], "鄂公管罚〔2026〕7200号");
+        got.push(v.message_id.clone());
+    }
+    got.sort();
+    assert_eq!(got, want, "versions with a body");
+    history
+}
+
+/// A source re-sending the same version (a daily full push): its body is stored once and every
+/// receipt still reads as received; retention hands the body on before it empties or deletes
+/// the row holding it.
+async fn exercise_shared_bodies(store: &Store, raw: &Raw) {
+    let config = sample_config();
+    let old = 1_790_784_000; // 2026-10-01T00:00:00+08:00
+    let body = versioned_penalty(7200);
+    let (key, version, _) = ingest_document(store, &config, &body, "daily-1", old).await;
+    let copies = raw.rows_for_key(store, "routed_copies", &key).await;
+    assert!(copies >= 1);
+    for (day, id) in [(1, "daily-2"), (2, "daily-3")] {
+        let (again, same, _) = ingest_document(store, &config, &body, id, old + day * 86_400).await;
+        assert_eq!((again.as_str(), same.as_str()), (key.as_str(), version.as_str()));
+    }
+    assert_eq!(raw.rows_for_key(store, "record_versions", &key).await, 3);
+    assert_eq!(raw.versions_storing(&key, "=").await, 2, "the body is stored once");
+    // The same version with other content (a correction without a new version) keeps its own.
+    let mut corrected: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    corrected["CF_NR"] = "罚款人民币12345.68元".into();
+    let corrected = serde_json::to_vec(&corrected).unwrap();
+    ingest_document(store, &config, &corrected, "daily-4", old + 3 * 86_400).await;
+    assert_eq!(raw.versions_storing(&key, "=").await, 2, "a corrected body is a body of its own");
+    assert_eq!(
+        raw.rows_for_key(store, "routed_copies", &key).await,
+        copies,
+        "one version's copies"
+    );
+
+    let history = read_shared(store, &key, &["daily-1", "daily-2", "daily-3", "daily-4"]).await;
+    let fine = |id: &str| {
+        let v = history.versions.iter().find(|v| v.message_id == id).unwrap();
+        v.canonical["penalty_content"].clone()
+    };
+    assert_eq!(fine("daily-3"), fine("daily-1"));
+    assert_ne!(fine("daily-4"), fine("daily-1"));
+    // The scorecard's and the deadline clock's readers see the records as received too.
+    let since = "2026-10-01T00:00:00.000+08:00";
+    let until = "2026-10-10T00:00:00.000+08:00";
+    let received = store.received_between(since, until).await.unwrap();
+    let ids: Vec<String> = received
+        .iter()
+        .filter_map(|(_, _, c)| serde_json::from_str::<serde_json::Value>(c).ok())
+        .filter(|c| c["record_key"] == key.as_str())
+        .map(|c| c["message_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("daily-")), "{ids:?}");
+
+    // Retention empties the bodies received before 2026-10-02T12:00 (daily-1, the holder, and
+    // daily-2): the newest row sharing the body (daily-3) takes it over first.
+    let cut = "2026-10-02T12:00:00.000+08:00";
+    assert!(store.purge_bodies("admin_penalty", cut, 100).await.unwrap() >= 2);
+    assert_eq!(raw.versions_storing(&key, "=").await, 0);
+    read_shared(store, &key, &["daily-3", "daily-4"]).await;
+    // A receipt after that shares daily-3's body.
+    ingest_document(store, &config, &body, "daily-5", old + 5 * 86_400).await;
+    assert_eq!(raw.versions_storing(&key, "=").await, 1);
+    read_shared(store, &key, &["daily-3", "daily-4", "daily-5"]).await;
+    // Deleting the rows received before 2026-10-03T12:00 (daily-1 to daily-3, the holder)
+    // hands the body to daily-5.
+    let cut = "2026-10-03T12:00:00.000+08:00";
+    assert!(store.purge_metadata("admin_penalty", cut, 100).await.unwrap() >= 3);
+    assert_eq!(raw.rows_for_key(store, "record_versions", &key).await, 2);
+    read_shared(store, &key, &["daily-4", "daily-5"]).await;
+    assert!(store.latest_canonical(&key).await.unwrap().is_some_and(|c| c.contains("daily-")));
 }
 
 async fn exercise_dead_letters(store: &Store) {
@@ -588,6 +714,8 @@ async fn sqlite_lineage_dlq_pause() {
         exercise_resent_and_unpublished(&store, &raw).await;
         exercise_dead_letters(&store).await;
         exercise_pause(&store).await;
+        // Last: its retention purges would reach older records of the other exercises.
+        exercise_shared_bodies(&store, &raw).await;
     })
     .await
 }
@@ -600,6 +728,8 @@ async fn postgres_lineage_dlq_pause() {
         exercise_resent_and_unpublished(&store, &raw).await;
         exercise_dead_letters(&store).await;
         exercise_pause(&store).await;
+        // Last: its retention purges would reach older records of the other exercises.
+        exercise_shared_bodies(&store, &raw).await;
         raw.drop_database().await;
     })
     .await
