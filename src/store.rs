@@ -477,12 +477,7 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Request>) {
                 Sync::Later
             };
             let result = commit(&pool, Work::Group(&batch), sync).await;
-            if result.is_ok() {
-                let appended = batch
-                    .iter()
-                    .flat_map(|(writes, _, _)| writes)
-                    .filter(|w| matches!(w, Write::Lineage(_)))
-                    .count();
+            if let Ok(appended) = result {
                 unindexed += appended;
             }
             let result = result.map(|_| ()).map_err(|e| e.to_string());
@@ -561,7 +556,7 @@ impl Work<'_> {
     /// Runs the work in an open transaction; how many backlog rows it moved.
     async fn run<T: Tx>(self, tx: &mut T) -> Result<usize, sqlx::Error> {
         match self {
-            Work::Group(batch) => fill(tx, batch).await.map(|()| 0),
+            Work::Group(batch) => fill(tx, batch).await,
             Work::IndexBacklog => lineage::index_backlog(tx, INDEX_PASS_MAX).await,
         }
     }
@@ -608,8 +603,8 @@ async fn commit(pool: &Pool, work: Work<'_>, sync: Sync) -> Result<usize, sqlx::
     }
 }
 
-/// Runs a group's writes in an open transaction.
-async fn fill<T: Tx>(tx: &mut T, batch: &[Pending]) -> Result<(), sqlx::Error> {
+/// Runs a group's writes in an open transaction; how many backlog rows it appended.
+async fn fill<T: Tx>(tx: &mut T, batch: &[Pending]) -> Result<usize, sqlx::Error> {
     let writes = || batch.iter().flat_map(|(writes, _, _)| writes);
     // Dedup rows are most of the traffic: a multi-row INSERT per hundred rows instead of one
     // statement (and one round trip to the database thread) per row.
@@ -648,7 +643,7 @@ async fn fill<T: Tx>(tx: &mut T, batch: &[Pending]) -> Result<(), sqlx::Error> {
             q.build().execute(&mut *c).await?;
         }
     });
-    lineage::append_backlog(tx, &lineage).await?;
+    let appended = lineage::append_backlog(tx, &lineage).await?;
     lifecycle::commit_publicity(tx, &publicity).await?;
     for write in writes() {
         match write {
@@ -676,7 +671,7 @@ async fn fill<T: Tx>(tx: &mut T, batch: &[Pending]) -> Result<(), sqlx::Error> {
             Write::Lifecycle(w) => lifecycle::commit_lifecycle(tx, w).await?,
         }
     }
-    Ok(())
+    Ok(appended)
 }
 
 pub mod audit;

@@ -509,12 +509,14 @@ type Appending<'a> = (&'a RecordLineage, &'a (String, String));
 /// the holder, carries the same index rows (they come from the same fields), and the copies'
 /// idempotency keys name the same version. A copy not recorded yet (routing changed, the
 /// holder's row still in the backlog) gets a row as usual, without the index rows.
+///
+/// Returns how many backlog rows it appended (what the writer counts toward its next pass).
 pub(super) async fn append_backlog<T: Tx>(
     tx: &mut T,
     records: &[&RecordLineage],
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let key = if records.iter().flat_map(|w| &w.index).any(|e| e.kind.hashed()) {
         index_key(tx.conn()).await?
@@ -544,6 +546,7 @@ pub(super) async fn append_backlog<T: Tx>(
     let rows: Vec<Appending<'_>> = records.iter().copied().zip(extras.iter()).collect();
     // Copies (record key, idempotency key) in the backlog rows this call appended.
     let mut appended: HashSet<(&str, &str)> = HashSet::new();
+    let mut rows_appended = 0;
     on_conn!(tx.conn(), c => {
         for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
             // Which records' bodies are already held, by position in the chunk: one seek each
@@ -611,6 +614,7 @@ pub(super) async fn append_backlog<T: Tx>(
                 appended.extend(w.copies.iter().map(|copy| (w.record_key.as_str(), copy.idempotency_key.as_str())));
                 backlog.push((row, *held));
             }
+            rows_appended += backlog.len();
             for part in shaped_chunks(&backlog, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
                 q.push_values(part, |mut row, ((w, (index, copies)), held)| {
@@ -622,7 +626,7 @@ pub(super) async fn append_backlog<T: Tx>(
                 q.build().execute(&mut *c).await?;
             }
         }
-        Ok(())
+        Ok(rows_appended)
     })
 }
 
