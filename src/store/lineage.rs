@@ -852,21 +852,10 @@ pub struct RecordHistory {
     pub delivered: BTreeMap<String, String>,
 }
 
-type VersionRow = (
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
+/// A `record_versions` row as `history_caught_up` selects it.
+#[rustfmt::skip]
+type VersionRow =
+    (String, i64, String, String, String, String, String, String, String, String, String, String, String);
 type AttemptRow = (String, String, i64, String, String, String, String, String);
 type DeadRow = (String, String, String, String, String, i64, String);
 

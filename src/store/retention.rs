@@ -4,6 +4,7 @@
 //! same time. Bodies are emptied in place (the metadata row stays); metadata rows are deleted
 //! with what hangs off them (identifier index, routed copies, attempts).
 
+use super::backend::{Tx, on_conn};
 use super::lineage::{PerRow, SAME_BODY, own_envelope};
 use super::{Pool, Store, StoreError};
 
@@ -41,17 +42,9 @@ impl Store {
         let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(begin).await?;
-            let picked: Vec<PickedVersion> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let picked = pick_versions(&mut tx, pick, [item, before], limit).await?;
             let mut n = 0;
             if !picked.is_empty() {
-                for (record_key, version, digest, body) in held_bodies(&picked) {
-                    let heir: Option<(String, i64, String, String)> = sqlx::query_as(HEIR_OF_BODY).bind(record_key).bind(version).bind(digest).fetch_optional(&mut *tx).await?;
-                    if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
-                        let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
-                        let own = own_envelope(SAME_BODY, body.to_owned(), &row);
-                        sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3").bind(own).bind(&message_id).bind(record_index).execute(&mut *tx).await?;
-                    }
-                }
                 let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
                 let mut q = sqlx::QueryBuilder::new("UPDATE record_versions SET canonical = '' WHERE (message_id, record_index) IN (");
                 push_keys(&mut q, &keys);
@@ -88,17 +81,9 @@ impl Store {
         let begin = if matches!(self.pool, Pool::Sqlite(_)) { "BEGIN IMMEDIATE" } else { "BEGIN" };
         let n = on_pool!(&self.pool, p => {
             let mut tx = p.begin_with(begin).await?;
-            let picked: Vec<PickedVersion> = sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *tx).await?;
+            let picked = pick_versions(&mut tx, pick, [item, before], limit).await?;
             let mut n = 0;
             if !picked.is_empty() {
-                for (record_key, version, digest, body) in held_bodies(&picked) {
-                    let heir: Option<(String, i64, String, String)> = sqlx::query_as(HEIR_OF_BODY).bind(record_key).bind(version).bind(digest).fetch_optional(&mut *tx).await?;
-                    if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
-                        let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
-                        let own = own_envelope(SAME_BODY, body.to_owned(), &row);
-                        sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3").bind(own).bind(&message_id).bind(record_index).execute(&mut *tx).await?;
-                    }
-                }
                 let keys: Vec<(String, i64)> = picked.iter().map(|r| (r.0.clone(), r.1)).collect();
                 let record_keys: Vec<String> = picked.into_iter().map(|r| r.2).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
                 // The versions go first; a copy and an index row belong to a record key, not
@@ -204,19 +189,44 @@ where
 /// digest and stored `canonical`.
 type PickedVersion = (String, i64, String, String, String, String);
 
-/// The picked rows that hold a body other rows share (`lineage::SAME_BODY`): record key,
-/// version, digest and the body.
-fn held_bodies(picked: &[PickedVersion]) -> impl Iterator<Item = (&str, &str, &str, &str)> {
-    picked
-        .iter()
-        .filter(|r| !r.4.is_empty() && !r.5.is_empty() && r.5 != SAME_BODY)
-        .map(|r| (r.2.as_str(), r.3.as_str(), r.4.as_str(), r.5.as_str()))
+/// Takes a purge batch: up to `limit` version rows of `item` received before `before` (`pick`
+/// binds them in that order), with every shared body they hold handed on first
+/// ([`hand_over_bodies`]).
+async fn pick_versions<T: Tx>(
+    tx: &mut T,
+    pick: &'static str,
+    [item, before]: [&str; 2],
+    limit: i64,
+) -> Result<Vec<PickedVersion>, sqlx::Error> {
+    let picked: Vec<PickedVersion> = on_conn!(tx.conn(), c => {
+        sqlx::query_as(pick).bind(item).bind(before).bind(limit).fetch_all(&mut *c).await?
+    });
+    hand_over_bodies(tx, &picked).await?;
+    Ok(picked)
 }
 
-/// Before a purge empties or deletes a row that holds a shared body, the newest row sharing it
-/// (this query; binds: record key, version, digest) takes the body over, with its own
-/// per-receipt fields, so every row retention keeps still reads its record. When that newest
-/// row is itself expiring, so is every other row sharing the body (all are older).
+/// Before a purge empties or deletes rows, each picked row that holds a body other rows share
+/// (`lineage::SAME_BODY`) hands it to the newest row sharing it ([`HEIR_OF_BODY`]), with that
+/// row's own per-receipt fields, so every row retention keeps still reads its record. When the
+/// heir is itself expiring, so is every other row sharing the body (all are older).
+async fn hand_over_bodies<T: Tx>(tx: &mut T, picked: &[PickedVersion]) -> Result<(), sqlx::Error> {
+    let holders = picked.iter().filter(|r| !r.4.is_empty() && !r.5.is_empty() && r.5 != SAME_BODY);
+    for (_, _, record_key, version, digest, body) in holders {
+        on_conn!(tx.conn(), c => {
+            let heir: Option<(String, i64, String, String)> = sqlx::query_as(HEIR_OF_BODY)
+                .bind(record_key).bind(version).bind(digest).fetch_optional(&mut *c).await?;
+            if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
+                let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
+                let own = own_envelope(SAME_BODY, body.clone(), &row);
+                sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3")
+                    .bind(own).bind(&message_id).bind(record_index).execute(&mut *c).await?;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The newest row sharing a holder's body (binds: record key, version, digest).
 const HEIR_OF_BODY: &str = "SELECT message_id, record_index, received_at, raw_sha256 FROM record_versions \
     WHERE record_key = $1 AND record_version = $2 AND body_sha256 = $3 AND canonical = '=' \
     ORDER BY received_at DESC LIMIT 1";
