@@ -885,6 +885,8 @@ mod tests {
         let v2_again = receipt("m-666666", "v2", "d1", &["hb-credit"]);
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
         let receipts = [&*again, &*rerouted, &*corrected, &*unchanged_v2, &*v2_again];
+        // Five rows go in as 4 + 1, so m-666666 is probed after m-55555 is inserted.
+        assert_eq!(lineage::shaped_chunks(&receipts, lineage::ROWS_PER_INSERT).len(), 2);
         lineage::append_backlog(&mut tx, &receipts).await.unwrap();
         let backlog: Vec<(String, String)> =
             sqlx::query_as("SELECT message_id, index_rows FROM lineage_backlog ORDER BY seq")

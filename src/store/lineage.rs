@@ -493,7 +493,7 @@ pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 
 /// Rows per multi-row INSERT: a batch of records costs a handful of statements instead of
 /// several per record (each statement is a round trip to the database thread).
-const ROWS_PER_INSERT: usize = 64;
+pub(super) const ROWS_PER_INSERT: usize = 64;
 
 /// A version being appended, with its backlog row's index rows and copies (JSON).
 type Appending<'a> = (&'a RecordLineage, &'a (String, String));
