@@ -495,9 +495,6 @@ pub(super) fn shaped_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 /// several per record (each statement is a round trip to the database thread).
 pub(super) const ROWS_PER_INSERT: usize = 64;
 
-/// A version being appended, with its backlog row's index rows and copies (JSON).
-type Appending<'a> = (&'a RecordLineage, &'a (String, String));
-
 /// Commits the lineage of a batch of records: the versions into `record_versions`, and their
 /// index rows (keyed-hashed) and copies (JSON) into the backlog (0008), one small row per
 /// version at the end of one B-tree, a few pages per commit whatever the keys.
@@ -524,37 +521,17 @@ pub(super) async fn append_backlog<T: Tx>(
         String::new()
     };
     let hasher = IndexHasher::new(&key);
-    let extras: Vec<(String, String)> = records
-        .iter()
-        .map(|w| {
-            let index: Vec<(&str, String, String)> = index_rows(&w.index)
-                .into_iter()
-                .map(|(kind, value, fields)| (kind.as_str(), hasher.value(kind, value), fields))
-                .collect();
-            let copies: Vec<(&str, &str)> = w
-                .copies
-                .iter()
-                .map(|c| (c.destination.as_str(), c.idempotency_key.as_str()))
-                .collect();
-            // Plain strings and numbers: serialising them cannot fail.
-            (
-                serde_json::to_string(&index).unwrap_or_default(),
-                serde_json::to_string(&copies).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let rows: Vec<Appending<'_>> = records.iter().copied().zip(extras.iter()).collect();
     // Copies (record key, idempotency key) in the backlog rows this call appended.
     let mut appended: HashSet<(&str, &str)> = HashSet::new();
     let mut rows_appended = 0;
     on_conn!(tx.conn(), c => {
-        for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
+        for chunk in shaped_chunks(records, ROWS_PER_INSERT) {
             // Which records' bodies are already held, by position in the chunk: one seek each
             // on `record_versions_key`, where the rows of a version are few and the holder,
             // the oldest, comes first. The page it reads is the one the insert below writes.
             let mut held = vec![false; chunk.len()];
             let shareable: Vec<(i64, &RecordLineage)> = (0_i64..)
-                .zip(chunk.iter().map(|(w, _)| *w))
+                .zip(chunk.iter().copied())
                 .filter(|(_, w)| !w.body_sha256.is_empty())
                 .collect();
             if !shareable.is_empty() {
@@ -571,7 +548,7 @@ pub(super) async fn append_backlog<T: Tx>(
                 }
             }
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, body_sha256, received_at) ");
-            q.push_values(chunk.iter().zip(&held), |mut row, ((w, _), held)| {
+            q.push_values(chunk.iter().zip(&held), |mut row, (w, held)| {
                 let body = if *held { SAME_BODY } else { w.canonical.as_str() };
                 row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
                     .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
@@ -585,7 +562,7 @@ pub(super) async fn append_backlog<T: Tx>(
             let held_copies: Vec<(i64, &str, &str)> = (0_i64..)
                 .zip(chunk.iter().zip(&held))
                 .filter(|(_, (_, held))| **held)
-                .flat_map(|(at, ((w, _), _))| {
+                .flat_map(|(at, (w, _))| {
                     w.copies.iter().map(move |copy| (at, w.record_key.as_str(), copy.idempotency_key.as_str()))
                 })
                 .filter(|(_, record_key, key)| !appended.contains(&(*record_key, *key)))
@@ -600,9 +577,10 @@ pub(super) async fn append_backlog<T: Tx>(
                 let found: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *c).await?;
                 recorded.extend(found);
             }
-            let mut backlog: Vec<(&Appending<'_>, bool)> = Vec::new();
-            for ((at, row), held) in (0_i64..).zip(chunk).zip(&held) {
-                let w = row.0;
+            // Index rows (keyed-hashed) and copies as JSON, built only for the rows that go
+            // into the backlog; a held body's index rows came with its holder's backlog row.
+            let mut backlog: Vec<(&RecordLineage, String, String)> = Vec::new();
+            for ((at, w), held) in (0_i64..).zip(chunk.iter().copied()).zip(&held) {
                 let all_recorded = w.copies.iter().all(|copy| {
                     let key = copy.idempotency_key.as_str();
                     appended.contains(&(w.record_key.as_str(), key))
@@ -612,14 +590,13 @@ pub(super) async fn append_backlog<T: Tx>(
                     continue;
                 }
                 appended.extend(w.copies.iter().map(|copy| (w.record_key.as_str(), copy.idempotency_key.as_str())));
-                backlog.push((row, *held));
+                let index = if *held { "[]".to_owned() } else { backlog_index_rows(w, &hasher) };
+                backlog.push((w, index, backlog_copies(w)));
             }
             rows_appended += backlog.len();
             for part in shaped_chunks(&backlog, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
-                q.push_values(part, |mut row, ((w, (index, copies)), held)| {
-                    // A held body's index rows came with its holder's backlog row.
-                    let index = if *held { "[]" } else { index.as_str() };
+                q.push_values(part, |mut row, (w, index, copies)| {
                     row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
                         .push_bind(&w.received_at).push_bind(index).push_bind(copies);
                 });
@@ -628,6 +605,24 @@ pub(super) async fn append_backlog<T: Tx>(
         }
         Ok(rows_appended)
     })
+}
+
+/// A version's index rows as its backlog row holds them: JSON `[[kind, value, fields], …]`,
+/// persons' and companies' identifiers keyed-hashed.
+fn backlog_index_rows(w: &RecordLineage, hasher: &IndexHasher) -> String {
+    let index: Vec<(&str, String, String)> = index_rows(&w.index)
+        .into_iter()
+        .map(|(kind, value, fields)| (kind.as_str(), hasher.value(kind, value), fields))
+        .collect();
+    // Plain strings: serialising them cannot fail.
+    serde_json::to_string(&index).unwrap_or_default()
+}
+
+/// A version's copies as its backlog row holds them: JSON `[[destination, idempotency key], …]`.
+fn backlog_copies(w: &RecordLineage) -> String {
+    let copies: Vec<(&str, &str)> =
+        w.copies.iter().map(|c| (c.destination.as_str(), c.idempotency_key.as_str())).collect();
+    serde_json::to_string(&copies).unwrap_or_default()
 }
 
 /// A backlog row as [`index_backlog`] reads it.
