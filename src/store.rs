@@ -689,6 +689,14 @@ pub mod retention;
 mod tests {
     use super::*;
 
+    /// A SQLite store `test.db` in a fresh directory named after `tag`, and its pool.
+    async fn sqlite_store(tag: &str) -> (std::path::PathBuf, Store, SqlitePool) {
+        let dir = std::env::temp_dir().join(format!("credgate-{tag}-{}", uuid::Uuid::new_v4()));
+        let store = Store::open("sqlite://test.db", &dir).await.unwrap();
+        let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
+        (dir, store, pool)
+    }
+
     /// The lineage of a penalty version `v1` with one 文书号 and one copy to hb-credit.
     fn penalty_lineage(
         message_id: &str,
@@ -764,9 +772,7 @@ mod tests {
     /// next run; a reader that asks sees everything committed before it asked.
     #[tokio::test]
     async fn the_lineage_backlog_is_indexed_when_idle_and_on_demand() {
-        let dir = std::env::temp_dir().join(format!("credgate-backlog-{}", uuid::Uuid::new_v4()));
-        let store = Store::open("sqlite://backlog.db", &dir).await.unwrap();
-        let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
+        let (dir, store, pool) = sqlite_store("backlog").await;
         let count = |table: &'static str| {
             let pool = pool.clone();
             async move {
@@ -802,7 +808,7 @@ mod tests {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
         drop(store);
-        let store = Store::open("sqlite://backlog.db", &dir).await.unwrap();
+        let store = Store::open("sqlite://test.db", &dir).await.unwrap();
         // On demand: a reader sees its own writes at once, and the leftover row too.
         store.write_all(vec![record(3)]).await.unwrap();
         store.catch_up_lineage().await.unwrap();
@@ -837,9 +843,7 @@ mod tests {
     /// version, keeps a body of its own.
     #[tokio::test]
     async fn a_version_received_again_shares_its_body_and_adds_no_backlog_row() {
-        let dir = std::env::temp_dir().join(format!("credgate-shared-{}", uuid::Uuid::new_v4()));
-        let store = Store::open("sqlite://shared.db", &dir).await.unwrap();
-        let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
+        let (dir, store, pool) = sqlite_store("shared").await;
         let receipt = |message_id: &str, version: &str, digest: &str, copies: &[&str]| {
             let Write::Lineage(mut lineage) = penalty_lineage(
                 message_id,

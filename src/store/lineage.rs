@@ -268,27 +268,17 @@ impl PerRow<'_> {
 pub fn body_digest(record: &CanonicalRecord) -> String {
     use sha2::Digest;
     use std::io::Write as _;
-    struct Hashing(sha2::Sha256);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut hashing = Hashing(sha2::Sha256::new());
-    // Writing into a hasher cannot fail, nor can serialising JSON values.
+    // The hasher is an `io::Write`: writing into it cannot fail, nor can serialising JSON values.
+    let mut hasher = sha2::Sha256::new();
     for (key, value) in record.envelope.iter().filter(|(k, _)| !PER_ROW.contains(&k.as_str())) {
-        let _ = serde_json::to_writer(&mut hashing, key);
-        let _ = hashing.write_all(b":");
-        let _ = serde_json::to_writer(&mut hashing, value);
-        let _ = hashing.write_all(b",");
+        let _ = serde_json::to_writer(&mut hasher, key);
+        let _ = hasher.write_all(b":");
+        let _ = serde_json::to_writer(&mut hasher, value);
+        let _ = hasher.write_all(b",");
     }
-    let _ = hashing.write_all(b"\n");
-    let _ = serde_json::to_writer(&mut hashing, &record.fields);
-    hex::encode(hashing.0.finalize())
+    let _ = hasher.write_all(b"\n");
+    let _ = serde_json::to_writer(&mut hasher, &record.fields);
+    hex::encode(hasher.finalize())
 }
 
 /// The [`body_digest`] of a received record when its body can be shared: its envelope's
@@ -303,13 +293,16 @@ fn shareable_body_digest(record: &CanonicalRecord, row: &PerRow<'_>) -> String {
 }
 
 /// A version row's canonical record as received: `body` is the row's own (returned as it is)
-/// or, when the row holds [`SAME_BODY`], its holder's, whose [`PER_ROW`] fields are replaced by
-/// the row's. Empty when the body is gone (retention).
+/// or, when the row holds [`SAME_BODY`], its holder's ([`with_own_fields`]). Empty when the
+/// body is gone (retention).
 pub fn own_envelope(stored: &str, body: String, row: &PerRow<'_>) -> String {
-    if stored != SAME_BODY {
-        return body;
-    }
-    let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&body) else {
+    if stored == SAME_BODY { with_own_fields(&body, row) } else { body }
+}
+
+/// A holder's body with its [`PER_ROW`] fields replaced by `row`'s: the record as `row`
+/// received it. Empty when the body is not a JSON object (gone to retention).
+pub fn with_own_fields(body: &str, row: &PerRow<'_>) -> String {
+    let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(body) else {
         return String::new();
     };
     for (key, value) in PER_ROW.iter().zip(row.values()) {
@@ -567,15 +560,21 @@ pub(super) async fn append_backlog<T: Tx>(
                 })
                 .filter(|(_, record_key, key)| !appended.contains(&(*record_key, *key)))
                 .collect();
-            let mut recorded: HashSet<(i64, String)> = HashSet::new();
+            // (position in the chunk, idempotency key) of the copies found.
+            let mut recorded: HashSet<(i64, &str)> = HashSet::new();
             if !held_copies.is_empty() {
-                let mut q = sqlx::QueryBuilder::new("SELECT v.column1, v.column3 FROM (");
-                q.push_values(&held_copies, |mut row, (at, record_key, idempotency_key)| {
-                    row.push_bind(*at).push_bind(*record_key).push_bind(*idempotency_key);
+                let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
+                q.push_values((0_i64..).zip(&held_copies), |mut row, (n, (_, record_key, idempotency_key))| {
+                    row.push_bind(n).push_bind(*record_key).push_bind(*idempotency_key);
                 });
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM routed_copies rc WHERE rc.record_key = v.column2 AND rc.idempotency_key = v.column3)");
-                let found: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *c).await?;
-                recorded.extend(found);
+                let found: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
+                recorded.extend(
+                    found
+                        .into_iter()
+                        .filter_map(|(n,)| held_copies.get(usize::try_from(n).ok()?))
+                        .map(|(at, _, key)| (*at, *key)),
+                );
             }
             // Index rows (keyed-hashed) and copies as JSON, built only for the rows that go
             // into the backlog; a held body's index rows came with its holder's backlog row.
@@ -583,8 +582,7 @@ pub(super) async fn append_backlog<T: Tx>(
             for ((at, w), held) in (0_i64..).zip(chunk.iter().copied()).zip(&held) {
                 let all_recorded = w.copies.iter().all(|copy| {
                     let key = copy.idempotency_key.as_str();
-                    appended.contains(&(w.record_key.as_str(), key))
-                        || recorded.contains(&(at, key.to_owned()))
+                    appended.contains(&(w.record_key.as_str(), key)) || recorded.contains(&(at, key))
                 });
                 if *held && all_recorded {
                     continue;
@@ -972,17 +970,20 @@ impl Store {
             .collect();
         let mut views = Vec::with_capacity(versions.len());
         for row in versions {
-            let canonical = match bodies.get(&(row.0.clone(), row.12.clone())) {
-                Some(body) if row.11 == SAME_BODY => {
+            let holder = (row.11 == SAME_BODY)
+                .then(|| bodies.get(&(row.0.clone(), row.12.clone())))
+                .flatten();
+            let canonical = match holder {
+                Some(body) => {
                     let own = PerRow {
                         message_id: &row.2,
                         received_at: &row.10,
                         raw_sha256: &row.9,
                         record_version: &row.0,
                     };
-                    own_envelope(&row.11, body.clone(), &own)
+                    with_own_fields(body, &own)
                 }
-                _ => row.11,
+                None => row.11,
             };
             let (version, record_index, message_id, source_adapter, doc_type, catalog_item) =
                 (row.0, row.1, row.2, row.3, row.4, row.5);

@@ -5,7 +5,7 @@
 //! with what hangs off them (identifier index, routed copies, attempts).
 
 use super::backend::{Tx, on_conn};
-use super::lineage::{PerRow, SAME_BODY, own_envelope};
+use super::lineage::{PerRow, SAME_BODY, with_own_fields};
 use super::{Pool, Store, StoreError};
 
 /// Rows touched by one purge batch.
@@ -184,7 +184,6 @@ where
     }
 }
 
-/// `(m1, i1), (m2, i2), …` with every value bound.
 /// A version row picked for a purge: message id, record index, record key, version, body
 /// digest and stored `canonical`.
 type PickedVersion = (String, i64, String, String, String, String);
@@ -217,7 +216,7 @@ async fn hand_over_bodies<T: Tx>(tx: &mut T, picked: &[PickedVersion]) -> Result
                 .bind(record_key).bind(version).bind(digest).fetch_optional(&mut *c).await?;
             if let Some((message_id, record_index, received_at, raw_sha256)) = heir {
                 let row = PerRow { message_id: &message_id, received_at: &received_at, raw_sha256: &raw_sha256, record_version: version };
-                let own = own_envelope(SAME_BODY, body.clone(), &row);
+                let own = with_own_fields(body, &row);
                 sqlx::query("UPDATE record_versions SET canonical = $1 WHERE message_id = $2 AND record_index = $3")
                     .bind(own).bind(&message_id).bind(record_index).execute(&mut *c).await?;
             }
@@ -231,6 +230,7 @@ const HEIR_OF_BODY: &str = "SELECT message_id, record_index, received_at, raw_sh
     WHERE record_key = $1 AND record_version = $2 AND body_sha256 = $3 AND canonical = '=' \
     ORDER BY received_at DESC LIMIT 1";
 
+/// `v1, v2, …` with every value bound.
 fn push_values<DB>(q: &mut sqlx::QueryBuilder<DB>, values: &[String])
 where
     DB: sqlx::Database,
@@ -242,6 +242,7 @@ where
     }
 }
 
+/// `(m1, i1), (m2, i2), …` with every value bound.
 fn push_keys<DB>(q: &mut sqlx::QueryBuilder<DB>, keys: &[(String, i64)])
 where
     DB: sqlx::Database,
