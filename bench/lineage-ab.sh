@@ -5,6 +5,7 @@
 # spreads the machine's drift (±6 % between identical runs) over every cell.
 #
 #   BINS="/tmp/credgate-base /tmp/credgate-new" ROUNDS=3 bash bench/lineage-ab.sh
+#   RECORD_MIXES=same ...   (only the re-sent record; "distinct" only records of their own)
 #
 # Prints one line per drain: records, binary, lineage, then section (b)'s table row.
 set -euo pipefail
@@ -16,7 +17,7 @@ ROUNDS="${ROUNDS:-3}"
 RESULTS="$(mktemp)"
 trap 'rm -f "$RESULTS"' EXIT
 for _ in $(seq "$ROUNDS"); do
-    for records in same distinct; do
+    for records in ${RECORD_MIXES:-same distinct}; do
         for bin in $BINS; do
             for lineage in 0 1; do
                 CREDGATE_BIN="$bin" SKIP_BUILD=1 STORE_LINEAGE="$lineage" RECORDS="$records" \

@@ -99,6 +99,18 @@ pub enum RecordStatus {
     Rejected,
 }
 
+/// An envelope entry as [`CanonicalRecord::write_json`] wrote it.
+#[derive(Debug)]
+pub struct EnvelopeEntry<'a> {
+    pub key: &'a str,
+    /// The envelope's value (what was written, unless `shadowed`).
+    pub value: &'a Value,
+    /// A field of the same name supplied the value written.
+    pub shadowed: bool,
+    /// Where the entry is in the output, with the comma before it if any.
+    pub span: std::ops::Range<usize>,
+}
+
 /// A validated canonical record: envelope keys and catalog fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CanonicalRecord {
@@ -123,26 +135,48 @@ impl CanonicalRecord {
     /// map first (lineage stores this for every accepted record): envelope keys in their order,
     /// a field of the same name supplying the value, then the other fields.
     pub fn to_json_string(&self) -> String {
-        struct Flat<'a>(&'a CanonicalRecord);
-        impl Serialize for Flat<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                use serde::ser::SerializeMap;
-                let CanonicalRecord { envelope, fields } = self.0;
-                let mut map = s.serialize_map(None)?;
-                for (k, v) in envelope {
-                    map.serialize_entry(k, fields.get(k).unwrap_or(v))?;
-                }
-                for (k, v) in fields.iter().filter(|(k, _)| !envelope.contains_key(*k)) {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
+        let mut out = Vec::with_capacity(2048);
+        self.write_json(&mut out, |_| {});
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes [`Self::to_json_string`]'s bytes to `out` and tells `seen` about each envelope
+    /// entry as written: one pass over the record for callers that also want a few envelope
+    /// values or the byte span of an entry (lineage's body digest leaves some out).
+    pub fn write_json<'a>(&'a self, out: &mut Vec<u8>, mut seen: impl FnMut(EnvelopeEntry<'a>)) {
+        let CanonicalRecord { envelope, fields } = self;
+        // The envelope keys a field of the same name shadows (usually `source_org_uscc` or
+        // none): one lookup per envelope key, and the fields are then told apart by comparing
+        // with those few names instead of a hash lookup each (SipHash lookups were a third of
+        // lineage's row building).
+        let shadowed: Vec<(&str, &Value)> = envelope
+            .keys()
+            .filter_map(|key| fields.get_key_value(key))
+            .map(|(key, value)| (key.as_str(), value))
+            .collect();
+        out.push(b'{');
+        let entry = |out: &mut Vec<u8>, key: &str, value: &Value| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            // Writing strings and JSON values into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, key);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, value);
+        };
+        for (key, value) in envelope {
+            let start = out.len();
+            let field = shadowed.iter().find(|(name, _)| name == key).map(|(_, value)| *value);
+            entry(out, key, field.unwrap_or(value));
+            seen(EnvelopeEntry { key, value, shadowed: field.is_some(), span: start..out.len() });
+        }
+        for (key, value) in fields {
+            if !shadowed.iter().any(|(name, _)| name == key) {
+                entry(out, key, value);
             }
         }
-        let mut out = Vec::with_capacity(2048);
-        if serde_json::to_writer(&mut out, &Flat(self)).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
+        out.push(b'}');
     }
 
     /// The flat JSON of contract §3.

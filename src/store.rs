@@ -887,10 +887,15 @@ mod tests {
         // backlog row m-55555 appended in this transaction.
         let unchanged_v2 = receipt("m-55555", "v2", "d1", &["hb-credit"]);
         let v2_again = receipt("m-666666", "v2", "d1", &["hb-credit"]);
+        // A new version twice in one chunk (one delivery batch shares its receipt time, so
+        // its version): the first row holds the body, the second is held by it.
+        let v3 = receipt("m-7", "v3", "d1", &["hb-credit"]);
+        let v3_again = receipt("m-88888888", "v3", "d1", &["hb-credit"]);
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-        let receipts = [&*again, &*rerouted, &*corrected, &*unchanged_v2, &*v2_again];
-        // Five rows go in as 4 + 1, so m-666666 is probed after m-55555 is inserted.
-        assert_eq!(lineage::shaped_chunks(&receipts, lineage::ROWS_PER_INSERT).len(), 2);
+        let receipts =
+            [&*again, &*rerouted, &*v3, &*v3_again, &*corrected, &*unchanged_v2, &*v2_again];
+        // Seven rows go in as 4 + 2 + 1, so m-666666 comes after m-55555 is inserted.
+        assert_eq!(lineage::shaped_chunks(&receipts, lineage::ROWS_PER_INSERT).len(), 3);
         lineage::append_backlog(&mut tx, &receipts).await.unwrap();
         let backlog: Vec<(String, String)> =
             sqlx::query_as("SELECT message_id, index_rows FROM lineage_backlog ORDER BY seq")
@@ -899,8 +904,12 @@ mod tests {
                 .unwrap();
         let backlog: Vec<(&str, bool)> =
             backlog.iter().map(|(m, index)| (m.as_str(), index == "[]")).collect();
-        // Index rows only for the content not seen before; no row at all for m-22 and m-666666.
-        assert_eq!(backlog, [("m-333", true), ("m-4444", false), ("m-55555", false)]);
+        // Index rows only for the content not seen before; no row at all for m-22, m-88888888
+        // and m-666666.
+        assert_eq!(
+            backlog,
+            [("m-333", true), ("m-7", false), ("m-4444", false), ("m-55555", false)]
+        );
         let shared: Vec<(String,)> = sqlx::query_as(
             "SELECT message_id FROM record_versions WHERE canonical = '=' ORDER BY message_id",
         )
@@ -908,11 +917,11 @@ mod tests {
         .await
         .unwrap();
         let shared: Vec<&str> = shared.iter().map(|(m,)| m.as_str()).collect();
-        assert_eq!(shared, ["m-22", "m-333", "m-666666"]);
+        assert_eq!(shared, ["m-22", "m-333", "m-666666", "m-88888888"]);
         tx.commit().await.unwrap();
 
         let history = store.record_history("admin_penalty:k1").await.unwrap().unwrap();
-        assert_eq!(history.versions.len(), 6);
+        assert_eq!(history.versions.len(), 8);
         for version in &history.versions {
             let record = &version.canonical;
             assert_eq!(record["message_id"], version.message_id.as_str());
@@ -938,7 +947,7 @@ mod tests {
         let Pool::Sqlite(pool) = store.pool.clone() else { unreachable!("a sqlite:// store") };
         let (copies,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM routed_copies").fetch_one(&pool).await.unwrap();
-        assert_eq!(copies, 3, "hb-credit v1 and v2, gc-county-credit v1");
+        assert_eq!(copies, 4, "hb-credit v1, v2 and v3, gc-county-credit v1");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -180,28 +180,27 @@ pub fn lineage_writes(
 ) -> Vec<Write> {
     let mut out = Vec::new();
     for (record, canonical) in accepted_records(processed) {
+        let row = PerRow {
+            message_id: inbound.message_id,
+            received_at: &receipt.received_at,
+            raw_sha256: &processed.raw_sha256,
+            record_version: canonical.record_version(),
+        };
+        let serialised = serialise(canonical, &row);
         out.push(Write::Lineage(Box::new(RecordLineage {
             message_id: inbound.message_id.to_owned(),
             record_index: i64::try_from(record.index).unwrap_or(i64::MAX),
-            record_key: canonical.record_key().to_owned(),
-            record_version: canonical.record_version().to_owned(),
+            record_key: serialised.record_key.to_owned(),
+            record_version: row.record_version.to_owned(),
             source_adapter: inbound.adapter.to_owned(),
             doc_type: inbound.doc_type.to_owned(),
-            catalog_item: canonical.get_str("catalog_item").to_owned(),
-            catalog_version: canonical.get_str("catalog_version").to_owned(),
-            operation: canonical.get_str("operation").to_owned(),
+            catalog_item: serialised.catalog_item.to_owned(),
+            catalog_version: serialised.catalog_version.to_owned(),
+            operation: serialised.operation.to_owned(),
             status: record_status(record.status).to_owned(),
             raw_sha256: processed.raw_sha256.clone(),
-            canonical: canonical.to_json_string(),
-            body_sha256: shareable_body_digest(
-                canonical,
-                &PerRow {
-                    message_id: inbound.message_id,
-                    received_at: &receipt.received_at,
-                    raw_sha256: &processed.raw_sha256,
-                    record_version: canonical.record_version(),
-                },
-            ),
+            canonical: serialised.canonical,
+            body_sha256: serialised.body_sha256,
             received_at: receipt.received_at.clone(),
             index: index_entries(&canonical.fields),
             copies: record.copies.iter().map(RoutedCopy::from).collect(),
@@ -262,34 +261,82 @@ impl PerRow<'_> {
     }
 }
 
-/// SHA-256 of a canonical record without its [`PER_ROW`] fields: two receipts of a record with
-/// the same digest carry the same content. Written straight into the hasher, so it costs no
-/// allocation.
-pub fn body_digest(record: &CanonicalRecord) -> String {
-    use sha2::Digest;
-    use std::io::Write as _;
-    // The hasher is an `io::Write`: writing into it cannot fail, nor can serialising JSON values.
-    let mut hasher = sha2::Sha256::new();
-    for (key, value) in record.envelope.iter().filter(|(k, _)| !PER_ROW.contains(&k.as_str())) {
-        let _ = serde_json::to_writer(&mut hasher, key);
-        let _ = hasher.write_all(b":");
-        let _ = serde_json::to_writer(&mut hasher, value);
-        let _ = hasher.write_all(b",");
-    }
-    let _ = hasher.write_all(b"\n");
-    let _ = serde_json::to_writer(&mut hasher, &record.fields);
-    hex::encode(hasher.finalize())
+/// A record as lineage keeps it, from one pass over it ([`serialise`]).
+struct Serialised<'a> {
+    /// [`CanonicalRecord::to_json_string`]'s bytes.
+    canonical: String,
+    /// [`body_digest`] when the body can be shared, else empty.
+    body_sha256: String,
+    record_key: &'a str,
+    catalog_item: &'a str,
+    catalog_version: &'a str,
+    operation: &'a str,
 }
 
-/// The [`body_digest`] of a received record when its body can be shared: its envelope's
-/// [`PER_ROW`] fields are exactly the row's columns (so [`own_envelope`] rebuilds the record as
-/// received) and no field shadows them. Empty otherwise: that row always keeps its body.
-fn shareable_body_digest(record: &CanonicalRecord, row: &PerRow<'_>) -> String {
-    let matches = PER_ROW.iter().zip(row.values()).all(|(key, value)| {
-        record.envelope.get(*key).and_then(Value::as_str) == Some(value)
-            && !record.fields.contains_key(*key)
+/// The canonical JSON of a received record, its body digest when the body can be shared (its
+/// envelope's [`PER_ROW`] fields are exactly `row`'s columns, so [`own_envelope`] rebuilds the
+/// record as received, and no field shadows them; otherwise that row always keeps its body),
+/// and the envelope values lineage keeps in columns: the record is serialised once and the
+/// digest hashes those bytes.
+fn serialise<'a>(record: &'a CanonicalRecord, row: &PerRow<'_>) -> Serialised<'a> {
+    let mut out = Vec::with_capacity(2048);
+    let mut per_row: Vec<std::ops::Range<usize>> = Vec::with_capacity(PER_ROW.len());
+    let mut own_fields = 0;
+    let mut text = [""; 4];
+    record.write_json(&mut out, |entry| {
+        if let Some(at) = PER_ROW.iter().position(|k| *k == entry.key) {
+            per_row.push(entry.span);
+            if !entry.shadowed && entry.value.as_str() == Some(row.values()[at]) {
+                own_fields += 1;
+            }
+        } else if let Some(at) = COLUMNS.iter().position(|k| *k == entry.key) {
+            text[at] = entry.value.as_str().unwrap_or_default();
+        }
     });
-    if matches { body_digest(record) } else { String::new() }
+    let body_sha256 =
+        if own_fields == PER_ROW.len() { digest_without(&out, &per_row) } else { String::new() };
+    let [record_key, catalog_item, catalog_version, operation] = text;
+    Serialised {
+        // serde_json writes UTF-8 only.
+        canonical: String::from_utf8(out).unwrap_or_default(),
+        body_sha256,
+        record_key,
+        catalog_item,
+        catalog_version,
+        operation,
+    }
+}
+
+/// Envelope fields [`serialise`] picks up on its way, in [`Serialised`] order.
+const COLUMNS: [&str; 4] = ["record_key", "catalog_item", "catalog_version", "operation"];
+
+/// SHA-256 (hex) of `bytes` without the `left_out` spans (in order, not overlapping).
+fn digest_without(bytes: &[u8], left_out: &[std::ops::Range<usize>]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut from = 0;
+    for span in left_out {
+        hasher.update(&bytes[from..span.start]);
+        from = span.end;
+    }
+    hasher.update(&bytes[from..]);
+    let mut hex = [0_u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(hasher.finalize(), &mut hex);
+    String::from_utf8(hex.to_vec()).unwrap_or_default()
+}
+
+/// The body digest of a canonical record: SHA-256 of its canonical JSON without the
+/// [`PER_ROW`] entries. Two receipts of a record with the same digest carry the same content.
+pub fn body_digest(record: &CanonicalRecord) -> String {
+    let mut out = Vec::with_capacity(2048);
+    let mut per_row = Vec::new();
+    record.write_json(&mut out, |entry| {
+        if PER_ROW.contains(&entry.key) {
+            per_row.push(entry.span);
+        }
+    });
+    digest_without(&out, &per_row)
 }
 
 /// A version row's canonical record as received: `body` is the row's own (returned as it is)
@@ -514,22 +561,39 @@ pub(super) async fn append_backlog<T: Tx>(
         String::new()
     };
     let hasher = IndexHasher::new(&key);
+    // (record key, version, body digest) of the rows this call inserts or found held.
+    let mut bodies: HashSet<(&str, &str, &str)> = HashSet::new();
     // Copies (record key, idempotency key) in the backlog rows this call appended.
     let mut appended: HashSet<(&str, &str)> = HashSet::new();
     let mut rows_appended = 0;
     on_conn!(tx.conn(), c => {
         for chunk in shaped_chunks(records, ROWS_PER_INSERT) {
-            // Which records' bodies are already held, by position in the chunk: one seek each
-            // on `record_versions_key`, where the rows of a version are few and the holder,
-            // the oldest, comes first. The page it reads is the one the insert below writes.
+            // Which records' bodies are already held, by position in the chunk. The first row
+            // of each (record key, version, digest) in this call is looked up: one seek on
+            // `record_versions_key`, where the rows of a version are few and the holder, the
+            // oldest, comes first (the page it reads is the one the insert below writes). Each
+            // later row of the same body is held by that row or by its holder: the rows of one
+            // delivery batch share their receipt time, so a record re-sent without a version
+            // field repeats one version many times in a call, and its body is stored once.
+            // (Were the first row a redelivery already stored, its stored row keeps the body or
+            // has a holder, like any row; only retention could have emptied it, and a delivery
+            // outliving its own lineage's retention unanswered does not happen.)
             let mut held = vec![false; chunk.len()];
-            let shareable: Vec<(i64, &RecordLineage)> = (0_i64..)
-                .zip(chunk.iter().copied())
-                .filter(|(_, w)| !w.body_sha256.is_empty())
-                .collect();
-            if !shareable.is_empty() {
+            let mut first_seen: Vec<(i64, &RecordLineage)> = Vec::new();
+            for ((at, w), slot) in (0_i64..).zip(chunk.iter().copied()).zip(held.iter_mut()) {
+                if w.body_sha256.is_empty() {
+                    continue;
+                }
+                let body = (w.record_key.as_str(), w.record_version.as_str(), w.body_sha256.as_str());
+                if bodies.insert(body) {
+                    first_seen.push((at, w));
+                } else {
+                    *slot = true;
+                }
+            }
+            if !first_seen.is_empty() {
                 let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
-                q.push_values(&shareable, |mut row, (at, w)| {
+                q.push_values(&first_seen, |mut row, (at, w)| {
                     row.push_bind(*at).push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.body_sha256);
                 });
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM record_versions r WHERE r.record_key = v.column2 AND r.record_version = v.column3 AND r.body_sha256 = v.column4 AND r.canonical NOT IN ('', '='))");
@@ -1074,6 +1138,57 @@ fn copy_status(attempts: &[AttemptView]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn record(envelope: Value, fields: Value) -> CanonicalRecord {
+        let map = |v: Value| v.as_object().cloned().unwrap_or_default();
+        CanonicalRecord { envelope: map(envelope), fields: map(fields) }
+    }
+
+    /// One pass gives the same bytes as `to_json_string`, the digest of those bytes without
+    /// the receipt's own entries, and the envelope values kept in columns; a record whose
+    /// receipt entries differ from the row's, or are shadowed by a field, keeps its body.
+    #[test]
+    fn serialise_is_to_json_string_and_its_body_digest() {
+        let envelope = |message_id: &str| {
+            serde_json::json!({
+                "catalog_item": "admin_penalty", "catalog_version": "1.0", "record_key": "admin_penalty:k",
+                "record_version": "v1", "operation": "upsert", "source_org_uscc": "E",
+                "received_at": "t1", "message_id": message_id, "raw_sha256": "r1"
+            })
+        };
+        let fields = serde_json::json!({"source_org_uscc": "F", "penalty_content": "罚款\"一万\"", "amount": 1.5});
+        let row = |message_id| PerRow {
+            message_id,
+            received_at: "t1",
+            raw_sha256: "r1",
+            record_version: "v1",
+        };
+        let first = record(envelope("m-1"), fields.clone());
+        let one = serialise(&first, &row("m-1"));
+        assert_eq!(one.canonical, first.to_json_string());
+        assert!(one.canonical.contains(r#""source_org_uscc":"F""#), "the field shadows");
+        assert_eq!(one.body_sha256, body_digest(&first));
+        assert_eq!(
+            (one.record_key, one.catalog_item, one.catalog_version, one.operation),
+            ("admin_penalty:k", "admin_penalty", "1.0", "upsert")
+        );
+        // The same content under another message id: the same digest, other bytes.
+        let second = record(envelope("m-2"), fields.clone());
+        let two = serialise(&second, &row("m-2"));
+        assert_eq!(two.body_sha256, one.body_sha256);
+        assert_ne!(two.canonical, one.canonical);
+        // Other content: another digest.
+        let other = record(envelope("m-1"), serde_json::json!({"penalty_content": "警告"}));
+        assert_ne!(serialise(&other, &row("m-1")).body_sha256, one.body_sha256);
+        // The row's own fields must be the envelope's, unshadowed, for the body to be shared.
+        assert_eq!(serialise(&first, &row("m-9")).body_sha256, "");
+        let shadowed = record(envelope("m-1"), serde_json::json!({"message_id": "m-1"}));
+        assert_eq!(serialise(&shadowed, &row("m-1")).body_sha256, "");
+        let unshadowed = record(envelope("m-1"), serde_json::json!({}));
+        let three = serialise(&unshadowed, &row("m-1"));
+        assert_eq!(three.canonical, unshadowed.to_json_string());
+        assert_eq!(three.body_sha256.len(), 64);
+    }
 
     #[test]
     fn identifiers_are_found_by_field_name_including_nested_ones() {
