@@ -591,9 +591,12 @@ pub(super) async fn append_backlog<T: Tx>(
                     *slot = true;
                 }
             }
-            if !first_seen.is_empty() {
+            // In a few shapes, like every multi-row statement here: a statement of a new
+            // shape is parsed and planned again, and shapes beyond the connection's cache of
+            // prepared statements are parsed every time.
+            for part in shaped_chunks(&first_seen, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
-                q.push_values(&first_seen, |mut row, (at, w)| {
+                q.push_values(part, |mut row, (at, w)| {
                     row.push_bind(*at).push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.body_sha256);
                 });
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM record_versions r WHERE r.record_key = v.column2 AND r.record_version = v.column3 AND r.body_sha256 = v.column4 AND r.canonical NOT IN ('', '='))");
@@ -626,11 +629,13 @@ pub(super) async fn append_backlog<T: Tx>(
                 .collect();
             // (position in the chunk, idempotency key) of the copies found.
             let mut recorded: HashSet<(i64, &str)> = HashSet::new();
-            if !held_copies.is_empty() {
+            let mut offset = 0_i64;
+            for part in shaped_chunks(&held_copies, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
-                q.push_values((0_i64..).zip(&held_copies), |mut row, (n, (_, record_key, idempotency_key))| {
+                q.push_values((offset..).zip(part), |mut row, (n, (_, record_key, idempotency_key))| {
                     row.push_bind(n).push_bind(*record_key).push_bind(*idempotency_key);
                 });
+                offset += i64::try_from(part.len()).unwrap_or(i64::MAX);
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM routed_copies rc WHERE rc.record_key = v.column2 AND rc.idempotency_key = v.column3)");
                 let found: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
                 recorded.extend(
