@@ -1,6 +1,7 @@
 //! Ingest: one inbound document → pure pipeline → every routed copy published to
-//! `credgate.route` with confirms (mandatory) → dedup key and receipt committed → receipt
-//! published. Only then is the source answered (AMQP ack, HTTP 202).
+//! `credgate.route` with confirms (mandatory) while its lineage commits → receipt published
+//! (confirmed) → dedup key and receipt committed. Only then is the source answered (AMQP ack,
+//! HTTP 202).
 //!
 //! The AMQP consumer for `credgate.in.<adapter>` lives here too; the HTTP push handler calls
 //! the same `ingest` function.
@@ -83,12 +84,14 @@ enum Plan {
 }
 
 /// Runs a batch of inbound documents through the gateway: one dedup query for the batch, the
-/// pure pipeline per document, every copy and receipt of the batch published pipelined under
-/// one wait for confirms, then one store commit for all dedup rows. Each document gets its own
-/// result, so a document whose copy was unroutable fails alone.
+/// pure pipeline per document, every copy of the batch published pipelined under one wait for
+/// confirms (while the lineage commits), then every receipt under one more, then one store
+/// commit for all dedup rows. Each document gets its own result, so a document whose copy was
+/// unroutable fails alone.
 ///
-/// The per-document order is the same as for a single document — copies and receipt confirmed,
-/// then the dedup key committed, then the source answered — so batching changes the cost, not
+/// The per-document order is the same as for a single document — copies confirmed and lineage
+/// committed, then the receipt confirmed, then the dedup key committed, then the source
+/// answered — so batching changes the cost, not
 /// the guarantees: a crash anywhere before the answer means the source's redelivery is
 /// processed and answered again.
 pub async fn ingest_batch(
@@ -125,30 +128,37 @@ pub async fn ingest_batch(
         Err(error) => return fail_all(batch.len(), &error.to_string()),
     };
 
-    let groups = plans
+    // Per document: its copies (and the lifecycle step's), then its receipt, published once
+    // the lineage is committed.
+    let (copy_groups, receipt_groups): (Vec<Vec<Outgoing>>, Vec<Vec<Outgoing>>) = plans
         .iter()
         .zip(batch)
         .zip(&steps)
-        .map(|((plan, inbound), step)| (plan, inbound, step))
-        .map(|(plan, inbound, step)| match plan {
-            Plan::Known(receipt) => {
-                vec![receipt_message(receipt, serde_json::to_vec(receipt).unwrap_or_default())]
-            }
+        .map(|((plan, inbound), step)| match plan {
+            Plan::Known(receipt) => (
+                Vec::new(),
+                vec![receipt_message(receipt, serde_json::to_vec(receipt).unwrap_or_default())],
+            ),
             Plan::RepeatOf(first) => match &plans[*first] {
                 Plan::Fresh { receipt, .. } => {
                     let repeat = duplicate_of(receipt);
-                    vec![receipt_message(&repeat, serde_json::to_vec(&repeat).unwrap_or_default())]
+                    (
+                        Vec::new(),
+                        vec![receipt_message(
+                            &repeat,
+                            serde_json::to_vec(&repeat).unwrap_or_default(),
+                        )],
+                    )
                 }
-                _ => Vec::new(),
+                _ => (Vec::new(), Vec::new()),
             },
             Plan::Fresh { processed, receipt, receipt_json } => {
-                let mut out = outgoing_messages(inbound, processed, receipt);
-                out.extend(crate::runtime::lifecycle::outgoing(step, inbound.message_id));
-                out.push(receipt_message(receipt, receipt_json.as_bytes().to_vec()));
-                out
+                let mut copies = outgoing_messages(inbound, processed, receipt);
+                copies.extend(crate::runtime::lifecycle::outgoing(step, inbound.message_id));
+                (copies, vec![receipt_message(receipt, receipt_json.as_bytes().to_vec())])
             }
         })
-        .collect();
+        .unzip();
     let Ok(channel) = publisher(state).await else {
         return batch.iter().map(|_| Err(IngestError::NotConnected)).collect();
     };
@@ -168,7 +178,7 @@ pub async fn ingest_batch(
         Vec::new()
     };
     let (mut published, lineage_committed) = tokio::join!(
-        broker::publish_groups(&channel, groups),
+        broker::publish_groups(&channel, copy_groups),
         state.store.write_all_flushed_later(lineage_rows)
     );
 
@@ -182,14 +192,35 @@ pub async fn ingest_batch(
             ));
         }
     }
-    // Dedup key and lifecycle state of every published document commit in one transaction,
+    // Receipts go out once the lineage is committed: a source holding a receipt finds its
+    // records (`GET /v1/records`), and a credit repair it sends next finds every holder of the
+    // record it repairs. A document that will not be answered gets none now; its redelivery
+    // brings one.
+    let receipt_groups = receipt_groups
+        .into_iter()
+        .zip(&plans)
+        .zip(&published)
+        .map(|((receipt, plan), copies)| {
+            let lineage_needed = !matches!(plan, Plan::Known(_));
+            let answered = copies.is_ok() && (!lineage_needed || lineage_committed.is_ok());
+            if answered { receipt } else { Vec::new() }
+        })
+        .collect();
+    let receipts_published = broker::publish_groups(&channel, receipt_groups).await;
+
+    // Dedup key and lifecycle state of every answered document commit in one transaction,
     // after its lineage. A document whose copies could not be published keeps its lineage (the
     // source's redelivery re-writes the same rows), and each of its copies gets an attempt
-    // saying so, so the record's history does not show them as simply queued.
+    // saying so, so the record's history does not show them as simply queued. One whose copies
+    // went out but whose receipt did not is left for its redelivery to answer (its copies go
+    // out again under the same idempotency keys).
     let mut rows: Vec<Write> = Vec::new();
-    for (((plan, inbound), outcome), step) in plans.iter().zip(batch).zip(&published).zip(&steps) {
+    for ((((plan, inbound), outcome), receipt_sent), step) in
+        plans.iter().zip(batch).zip(&published).zip(&receipts_published).zip(&steps)
+    {
         let Plan::Fresh { processed, receipt, receipt_json } = plan else { continue };
         match outcome {
+            Ok(()) if receipt_sent.is_err() => {}
             Ok(()) => {
                 // Lifecycle rows always: list events, retractions and publicity are state,
                 // not history (retraction holders still come from lineage, see
@@ -220,6 +251,11 @@ pub async fn ingest_batch(
         // Without its lineage no document may be answered: all of them are redelivered.
         Err(error) => Err(error.to_string()),
     };
+    for (outcome, receipt_sent) in published.iter_mut().zip(receipts_published) {
+        if outcome.is_ok() {
+            *outcome = receipt_sent;
+        }
+    }
 
     let mut tally = Tally::default();
     let results = plans
