@@ -1,7 +1,7 @@
 //! Ingest: one inbound document → pure pipeline → every routed copy published to
 //! `credgate.route` with confirms (mandatory) while its lineage commits → receipt published
-//! (confirmed) → dedup key and receipt committed. Only then is the source answered (AMQP ack,
-//! HTTP 202).
+//! (confirmed) while the dedup key and receipt commit. Only then is the source answered (AMQP
+//! ack, HTTP 202).
 //!
 //! The AMQP consumer for `credgate.in.<adapter>` lives here too; the HTTP push handler calls
 //! the same `ingest` function.
@@ -85,12 +85,12 @@ enum Plan {
 
 /// Runs a batch of inbound documents through the gateway: one dedup query for the batch, the
 /// pure pipeline per document, every copy of the batch published pipelined under one wait for
-/// confirms (while the lineage commits), then every receipt under one more, then one store
-/// commit for all dedup rows. Each document gets its own result, so a document whose copy was
+/// confirms (while the lineage commits), then every receipt under one more (while one store
+/// commit takes all dedup rows). Each document gets its own result, so a document whose copy was
 /// unroutable fails alone.
 ///
 /// The per-document order is the same as for a single document — copies confirmed and lineage
-/// committed, then the receipt confirmed, then the dedup key committed, then the source
+/// committed, then the receipt confirmed and the dedup key committed, then the source
 /// answered — so batching changes the cost, not
 /// the guarantees: a crash anywhere before the answer means the source's redelivery is
 /// processed and answered again.
@@ -206,21 +206,17 @@ pub async fn ingest_batch(
             if answered { receipt } else { Vec::new() }
         })
         .collect();
-    let receipts_published = broker::publish_groups(&channel, receipt_groups).await;
 
-    // Dedup key and lifecycle state of every answered document commit in one transaction,
-    // after its lineage. A document whose copies could not be published keeps its lineage (the
-    // source's redelivery re-writes the same rows), and each of its copies gets an attempt
-    // saying so, so the record's history does not show them as simply queued. One whose copies
-    // went out but whose receipt did not is left for its redelivery to answer (its copies go
-    // out again under the same idempotency keys).
+    // Dedup key and lifecycle state of every published document commit in one transaction,
+    // after its lineage, while the receipts are being confirmed. A document whose copies could
+    // not be published keeps its lineage (the source's redelivery re-writes the same rows), and
+    // each of its copies gets an attempt saying so, so the record's history does not show them
+    // as simply queued. (One whose receipt then fails is not answered: its redelivery is a
+    // known message id and gets the first receipt, marked `duplicate`, as contract §5 says.)
     let mut rows: Vec<Write> = Vec::new();
-    for ((((plan, inbound), outcome), receipt_sent), step) in
-        plans.iter().zip(batch).zip(&published).zip(&receipts_published).zip(&steps)
-    {
+    for (((plan, inbound), outcome), step) in plans.iter().zip(batch).zip(&published).zip(&steps) {
         let Plan::Fresh { processed, receipt, receipt_json } = plan else { continue };
         match outcome {
-            Ok(()) if receipt_sent.is_err() => {}
             Ok(()) => {
                 // Lifecycle rows always: list events, retractions and publicity are state,
                 // not history (retraction holders still come from lineage, see
@@ -246,11 +242,14 @@ pub async fn ingest_batch(
             Err(_) => {}
         }
     }
-    let committed = match lineage_committed {
-        Ok(()) => state.store.write_all(rows).await.map_err(|e| e.to_string()),
-        // Without its lineage no document may be answered: all of them are redelivered.
-        Err(error) => Err(error.to_string()),
-    };
+    let (receipts_published, committed) =
+        tokio::join!(broker::publish_groups(&channel, receipt_groups), async {
+            match lineage_committed {
+                Ok(()) => state.store.write_all(rows).await.map_err(|e| e.to_string()),
+                // Without its lineage no document may be answered: all are redelivered.
+                Err(error) => Err(error.to_string()),
+            }
+        });
     for (outcome, receipt_sent) in published.iter_mut().zip(receipts_published) {
         if outcome.is_ok() {
             *outcome = receipt_sent;
