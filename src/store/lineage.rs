@@ -127,7 +127,8 @@ pub struct RecordLineage {
     pub raw_sha256: String,
     /// The canonical record (contract §3 flat JSON).
     pub canonical: String,
-    /// [`body_digest`] of the canonical record, or empty when its body is never shared (see
+    /// The body digest of the canonical record ([`serialise`]), or empty when its body is never
+    /// shared (see
     /// [`SAME_BODY`]).
     pub body_sha256: String,
     pub received_at: String,
@@ -235,7 +236,7 @@ pub fn lineage_writes(
 
 /// What `record_versions.canonical` holds for a version received again with the same
 /// content: the body stays in the row that has it (the *holder*: same record key, version and
-/// [`body_digest`]) and this row names only what differs between receipts, in its own columns
+/// body digest, [`serialise`]) and this row names only what differs between receipts, in its own columns
 /// ([`PerRow`]). A source that re-sends its whole list every day (common for 双公示 feeds)
 /// then costs a small row per record a day, not the record again. Readers put the body back
 /// with [`own_envelope`]; retention hands it to a row it keeps before it empties or deletes
@@ -265,7 +266,8 @@ impl PerRow<'_> {
 struct Serialised<'a> {
     /// [`CanonicalRecord::to_json_string`]'s bytes.
     canonical: String,
-    /// [`body_digest`] when the body can be shared, else empty.
+    /// The body digest when the body can be shared, else empty: SHA-256 of `canonical` without
+    /// the [`PER_ROW`] entries, so two receipts with the same digest carry the same content.
     body_sha256: String,
     record_key: &'a str,
     catalog_item: &'a str,
@@ -320,23 +322,7 @@ fn digest_without(bytes: &[u8], left_out: &[std::ops::Range<usize>]) -> String {
         from = span.end;
     }
     hasher.update(&bytes[from..]);
-    let mut hex = [0_u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    let _ = hex::encode_to_slice(hasher.finalize(), &mut hex);
-    String::from_utf8(hex.to_vec()).unwrap_or_default()
-}
-
-/// The body digest of a canonical record: SHA-256 of its canonical JSON without the
-/// [`PER_ROW`] entries. Two receipts of a record with the same digest carry the same content.
-pub fn body_digest(record: &CanonicalRecord) -> String {
-    let mut out = Vec::with_capacity(2048);
-    let mut per_row = Vec::new();
-    record.write_json(&mut out, |entry| {
-        if PER_ROW.contains(&entry.key) {
-            per_row.push(entry.span);
-        }
-    });
-    digest_without(&out, &per_row)
+    hex::encode(hasher.finalize())
 }
 
 /// A version row's canonical record as received: `body` is the row's own (returned as it is)
@@ -1143,6 +1129,19 @@ fn copy_status(attempts: &[AttemptView]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The body digest by its definition: SHA-256 of `to_json_string` without the [`PER_ROW`]
+    /// entries, whatever the row (what [`serialise`] must agree with).
+    fn body_digest(record: &CanonicalRecord) -> String {
+        let mut out = Vec::new();
+        let mut per_row = Vec::new();
+        record.write_json(&mut out, |entry| {
+            if PER_ROW.contains(&entry.key) {
+                per_row.push(entry.span);
+            }
+        });
+        digest_without(&out, &per_row)
+    }
 
     fn record(envelope: Value, fields: Value) -> CanonicalRecord {
         let map = |v: Value| v.as_object().cloned().unwrap_or_default();
