@@ -455,7 +455,9 @@ async fn writer(pool: Pool, mut rx: mpsc::Receiver<Request>) {
         // its confirms meanwhile: under load (a group of whole batches' lineage) a short wait
         // lets other batches' lineage join, and a bigger commit costs less per row. A small
         // group commits at once: at a low rate the confirms are quicker than the wait. A write
-        // that must be durable now ends the wait.
+        // that must be durable now ends the wait. (Waiting longer under a draining backlog, so
+        // that a batch's lineage commits with the previous batch's dedup rows, saved a little
+        // CPU but cost 13.6 % of the drain rate against 8.2 %: the batch waits for the other.)
         if writes >= LATER_GATHER_MIN && batch.iter().all(|(_, sync, _)| *sync == Sync::Later) {
             let until = tokio::time::Instant::now() + LATER_GATHER;
             while writes < BATCH_MAX {
@@ -718,7 +720,7 @@ mod tests {
             status: "accepted".into(),
             raw_sha256: "x".into(),
             canonical: "{}".into(),
-            body_sha256: String::new(),
+            body_sha256: "".into(),
             received_at: received_at.into(),
             index: vec![lineage::IndexEntry {
                 kind: lineage::IndexKind::DocNo,
@@ -854,17 +856,18 @@ mod tests {
             ) else {
                 unreachable!("a lineage write")
             };
-            lineage.record_version = version.to_owned();
+            lineage.record_version = version.into();
             lineage.canonical = serde_json::json!({
                 "record_key": "admin_penalty:k1",
                 "record_version": version,
                 "message_id": message_id,
-                "received_at": lineage.received_at,
-                "raw_sha256": lineage.raw_sha256,
+                "received_at": &*lineage.received_at,
+                "raw_sha256": &*lineage.raw_sha256,
                 "penalty_content": digest,
             })
-            .to_string();
-            lineage.body_sha256 = digest.to_owned();
+            .to_string()
+            .into();
+            lineage.body_sha256 = digest.into();
             lineage.copies = copies
                 .iter()
                 .map(|d| lineage::RoutedCopy {

@@ -96,21 +96,22 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
         out.push(Write::Lineage(Box::new(RecordLineage {
             // Several retractions of one record share the envelope's message id; the version
             // keeps their lineage rows apart.
-            message_id: format!("{}@{}", record.get_str("message_id"), record.record_version()),
+            message_id: format!("{}@{}", record.get_str("message_id"), record.record_version())
+                .into(),
             record_index: 0,
-            record_key: record.record_key().to_owned(),
-            record_version: record.record_version().to_owned(),
-            source_adapter: crate::lifecycle::bid_warning::GENERATED_BY.to_owned(),
-            doc_type: format!("lifecycle:{}", g.kind),
-            catalog_item: record.get_str("catalog_item").to_owned(),
-            catalog_version: record.get_str("catalog_version").to_owned(),
-            operation: record.get_str("operation").to_owned(),
-            status: "accepted".to_owned(),
-            raw_sha256: record.get_str("raw_sha256").to_owned(),
-            canonical: record.to_json_string(),
+            record_key: record.record_key().into(),
+            record_version: record.record_version().into(),
+            source_adapter: crate::lifecycle::bid_warning::GENERATED_BY.into(),
+            doc_type: format!("lifecycle:{}", g.kind).into(),
+            catalog_item: record.get_str("catalog_item").into(),
+            catalog_version: record.get_str("catalog_version").into(),
+            operation: record.get_str("operation").into(),
+            status: "accepted".into(),
+            raw_sha256: record.get_str("raw_sha256").into(),
+            canonical: record.to_json_string().into(),
             // The row's message id is not the envelope's: the body is never shared.
-            body_sha256: String::new(),
-            received_at: at.to_owned(),
+            body_sha256: "".into(),
+            received_at: at.into(),
             index: index_entries(&record.fields),
             copies: g.copies.iter().map(RoutedCopy::from).collect(),
         })));

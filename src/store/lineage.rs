@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use hmac::Mac;
 use serde::Serialize;
@@ -111,27 +112,32 @@ impl From<&OutboundCopy> for RoutedCopy {
 }
 
 /// One accepted record version as the store keeps it.
+///
+/// Text is shared (`Arc<str>`): binding it to a statement then costs a reference count instead
+/// of a copy of each value (sqlx-sqlite copies a borrowed `String` into a new `Arc<String>` per
+/// bind), and the values of one document (message id, source, receipt time, raw hash) are
+/// allocated once for all its records.
 #[derive(Clone)]
 pub struct RecordLineage {
-    pub message_id: String,
+    pub message_id: Arc<str>,
     pub record_index: i64,
-    pub record_key: String,
-    pub record_version: String,
-    pub source_adapter: String,
-    pub doc_type: String,
-    pub catalog_item: String,
-    pub catalog_version: String,
-    pub operation: String,
+    pub record_key: Arc<str>,
+    pub record_version: Arc<str>,
+    pub source_adapter: Arc<str>,
+    pub doc_type: Arc<str>,
+    pub catalog_item: Arc<str>,
+    pub catalog_version: Arc<str>,
+    pub operation: Arc<str>,
     /// `accepted` or `accepted_with_warnings`.
-    pub status: String,
-    pub raw_sha256: String,
+    pub status: Arc<str>,
+    pub raw_sha256: Arc<str>,
     /// The canonical record (contract §3 flat JSON).
-    pub canonical: String,
+    pub canonical: Arc<str>,
     /// The body digest of the canonical record ([`serialise`]), or empty when its body is never
     /// shared (see
     /// [`SAME_BODY`]).
-    pub body_sha256: String,
-    pub received_at: String,
+    pub body_sha256: Arc<str>,
+    pub received_at: Arc<str>,
     pub index: Vec<IndexEntry>,
     pub copies: Vec<RoutedCopy>,
 }
@@ -180,6 +186,12 @@ pub fn lineage_writes(
     receipt: &Receipt,
 ) -> Vec<Write> {
     let mut out = Vec::new();
+    // One allocation per document for what all its records share.
+    let message_id: Arc<str> = inbound.message_id.into();
+    let source_adapter: Arc<str> = inbound.adapter.into();
+    let doc_type: Arc<str> = inbound.doc_type.into();
+    let raw_sha256: Arc<str> = processed.raw_sha256.as_str().into();
+    let received_at: Arc<str> = receipt.received_at.as_str().into();
     for (record, canonical) in accepted_records(processed) {
         let row = PerRow {
             message_id: inbound.message_id,
@@ -189,20 +201,20 @@ pub fn lineage_writes(
         };
         let serialised = serialise(canonical, &row);
         out.push(Write::Lineage(Box::new(RecordLineage {
-            message_id: inbound.message_id.to_owned(),
+            message_id: message_id.clone(),
             record_index: i64::try_from(record.index).unwrap_or(i64::MAX),
-            record_key: serialised.record_key.to_owned(),
-            record_version: row.record_version.to_owned(),
-            source_adapter: inbound.adapter.to_owned(),
-            doc_type: inbound.doc_type.to_owned(),
-            catalog_item: serialised.catalog_item.to_owned(),
-            catalog_version: serialised.catalog_version.to_owned(),
-            operation: serialised.operation.to_owned(),
-            status: record_status(record.status).to_owned(),
-            raw_sha256: processed.raw_sha256.clone(),
-            canonical: serialised.canonical,
-            body_sha256: serialised.body_sha256,
-            received_at: receipt.received_at.clone(),
+            record_key: serialised.record_key.into(),
+            record_version: row.record_version.into(),
+            source_adapter: source_adapter.clone(),
+            doc_type: doc_type.clone(),
+            catalog_item: serialised.catalog_item.into(),
+            catalog_version: serialised.catalog_version.into(),
+            operation: serialised.operation.into(),
+            status: record_status(record.status).into(),
+            raw_sha256: raw_sha256.clone(),
+            canonical: serialised.canonical.into(),
+            body_sha256: serialised.body_sha256.into(),
+            received_at: received_at.clone(),
             index: index_entries(&canonical.fields),
             copies: record.copies.iter().map(RoutedCopy::from).collect(),
         })));
@@ -547,6 +559,7 @@ pub(super) async fn append_backlog<T: Tx>(
         String::new()
     };
     let hasher = IndexHasher::new(&key);
+    let same_body: Arc<str> = SAME_BODY.into();
     // (record key, version, body digest) of the rows this call inserts or found held.
     let mut bodies: HashSet<(&str, &str, &str)> = HashSet::new();
     // Copies (record key, idempotency key) in the backlog rows this call appended.
@@ -570,7 +583,7 @@ pub(super) async fn append_backlog<T: Tx>(
                 if w.body_sha256.is_empty() {
                     continue;
                 }
-                let body = (w.record_key.as_str(), w.record_version.as_str(), w.body_sha256.as_str());
+                let body = (&*w.record_key, &*w.record_version, &*w.body_sha256);
                 if bodies.insert(body) {
                     first_seen.push((at, w));
                 } else {
@@ -583,7 +596,7 @@ pub(super) async fn append_backlog<T: Tx>(
             for part in shaped_chunks(&first_seen, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("SELECT v.column1 FROM (");
                 q.push_values(part, |mut row, (at, w)| {
-                    row.push_bind(*at).push_bind(&w.record_key).push_bind(&w.record_version).push_bind(&w.body_sha256);
+                    row.push_bind(*at).push_bind(w.record_key.clone()).push_bind(w.record_version.clone()).push_bind(w.body_sha256.clone());
                 });
                 q.push(") AS v WHERE EXISTS (SELECT 1 FROM record_versions r WHERE r.record_key = v.column2 AND r.record_version = v.column3 AND r.body_sha256 = v.column4 AND r.canonical NOT IN ('', '='))");
                 let found: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *c).await?;
@@ -595,11 +608,13 @@ pub(super) async fn append_backlog<T: Tx>(
             }
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, body_sha256, received_at) ");
             q.push_values(chunk.iter().zip(&held), |mut row, (w, held)| {
-                let body = if *held { SAME_BODY } else { w.canonical.as_str() };
-                row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
-                    .push_bind(&w.source_adapter).push_bind(&w.doc_type).push_bind(&w.catalog_item).push_bind(&w.catalog_version)
-                    .push_bind(&w.operation).push_bind(&w.status).push_bind(&w.raw_sha256).push_bind(body)
-                    .push_bind(&w.body_sha256).push_bind(&w.received_at);
+                // Shared text is bound by reference count, not copied (see `RecordLineage`).
+                let body = if *held { same_body.clone() } else { w.canonical.clone() };
+                row.push_bind(w.message_id.clone()).push_bind(w.record_index).push_bind(w.record_key.clone())
+                    .push_bind(w.record_version.clone()).push_bind(w.source_adapter.clone()).push_bind(w.doc_type.clone())
+                    .push_bind(w.catalog_item.clone()).push_bind(w.catalog_version.clone()).push_bind(w.operation.clone())
+                    .push_bind(w.status.clone()).push_bind(w.raw_sha256.clone()).push_bind(body)
+                    .push_bind(w.body_sha256.clone()).push_bind(w.received_at.clone());
             });
             q.push(" ON CONFLICT (message_id, record_index) DO NOTHING");
             q.build().execute(&mut *c).await?;
@@ -609,7 +624,7 @@ pub(super) async fn append_backlog<T: Tx>(
                 .zip(chunk.iter().zip(&held))
                 .filter(|(_, (_, held))| **held)
                 .flat_map(|(at, (w, _))| {
-                    w.copies.iter().map(move |copy| (at, w.record_key.as_str(), copy.idempotency_key.as_str()))
+                    w.copies.iter().map(move |copy| (at, &*w.record_key, copy.idempotency_key.as_str()))
                 })
                 .filter(|(_, record_key, key)| !appended.contains(&(*record_key, *key)))
                 .collect();
@@ -637,12 +652,12 @@ pub(super) async fn append_backlog<T: Tx>(
             for ((at, w), held) in (0_i64..).zip(chunk.iter().copied()).zip(&held) {
                 let all_recorded = w.copies.iter().all(|copy| {
                     let key = copy.idempotency_key.as_str();
-                    appended.contains(&(w.record_key.as_str(), key)) || recorded.contains(&(at, key))
+                    appended.contains(&(&*w.record_key, key)) || recorded.contains(&(at, key))
                 });
                 if *held && all_recorded {
                     continue;
                 }
-                appended.extend(w.copies.iter().map(|copy| (w.record_key.as_str(), copy.idempotency_key.as_str())));
+                appended.extend(w.copies.iter().map(|copy| (&*w.record_key, copy.idempotency_key.as_str())));
                 let index = if *held { "[]".to_owned() } else { backlog_index_rows(w, &hasher) };
                 backlog.push((w, index, backlog_copies(w)));
             }
@@ -650,8 +665,8 @@ pub(super) async fn append_backlog<T: Tx>(
             for part in shaped_chunks(&backlog, ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new("INSERT INTO lineage_backlog (message_id, record_index, record_key, record_version, received_at, index_rows, copies) ");
                 q.push_values(part, |mut row, (w, index, copies)| {
-                    row.push_bind(&w.message_id).push_bind(w.record_index).push_bind(&w.record_key).push_bind(&w.record_version)
-                        .push_bind(&w.received_at).push_bind(index).push_bind(copies);
+                    row.push_bind(w.message_id.clone()).push_bind(w.record_index).push_bind(w.record_key.clone())
+                        .push_bind(w.record_version.clone()).push_bind(w.received_at.clone()).push_bind(index).push_bind(copies);
                 });
                 q.build().execute(&mut *c).await?;
             }
