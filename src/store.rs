@@ -866,8 +866,7 @@ mod tests {
                 "raw_sha256": &*lineage.raw_sha256,
                 "penalty_content": digest,
             })
-            .to_string()
-            .into();
+            .to_string();
             lineage.body_sha256 = digest.into();
             lineage.copies = copies
                 .iter()

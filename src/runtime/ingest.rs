@@ -91,9 +91,8 @@ enum Plan {
 ///
 /// The per-document order is the same as for a single document — copies confirmed and lineage
 /// committed, then the receipt confirmed and the dedup key committed, then the source
-/// answered — so batching changes the cost, not
-/// the guarantees: a crash anywhere before the answer means the source's redelivery is
-/// processed and answered again.
+/// answered — so batching changes the cost, not the guarantees: a crash anywhere before the
+/// answer means the source's redelivery is processed and answered again.
 pub async fn ingest_batch(
     state: &AppState,
     batch: &[Inbound<'_>],

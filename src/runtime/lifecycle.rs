@@ -108,7 +108,7 @@ pub fn writes(step: &Step, at: &str) -> Vec<Write> {
             operation: record.get_str("operation").into(),
             status: "accepted".into(),
             raw_sha256: record.get_str("raw_sha256").into(),
-            canonical: record.to_json_string().into(),
+            canonical: record.to_json_string(),
             // The row's message id is not the envelope's: the body is never shared.
             body_sha256: "".into(),
             received_at: at.into(),

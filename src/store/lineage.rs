@@ -113,10 +113,12 @@ impl From<&OutboundCopy> for RoutedCopy {
 
 /// One accepted record version as the store keeps it.
 ///
-/// Text is shared (`Arc<str>`): binding it to a statement then costs a reference count instead
-/// of a copy of each value (sqlx-sqlite copies a borrowed `String` into a new `Arc<String>` per
-/// bind), and the values of one document (message id, source, receipt time, raw hash) are
-/// allocated once for all its records.
+/// Short text is shared (`Arc<str>`): binding it to a statement then costs a reference count
+/// instead of a copy of each value (sqlx-sqlite copies a borrowed `String` into a new
+/// `Arc<String>` per bind), and the values of one document (message id, source, receipt time,
+/// raw hash) are allocated once for all its records. The canonical record stays a `String`:
+/// most rows of a re-sent record store [`SAME_BODY`] instead, so it is copied for a bind only
+/// when it is stored, rather than into an `Arc` for every record.
 #[derive(Clone)]
 pub struct RecordLineage {
     pub message_id: Arc<str>,
@@ -132,10 +134,9 @@ pub struct RecordLineage {
     pub status: Arc<str>,
     pub raw_sha256: Arc<str>,
     /// The canonical record (contract §3 flat JSON).
-    pub canonical: Arc<str>,
+    pub canonical: String,
     /// The body digest of the canonical record ([`serialise`]), or empty when its body is never
-    /// shared (see
-    /// [`SAME_BODY`]).
+    /// shared (see [`SAME_BODY`]).
     pub body_sha256: Arc<str>,
     pub received_at: Arc<str>,
     pub index: Vec<IndexEntry>,
@@ -212,7 +213,7 @@ pub fn lineage_writes(
             operation: serialised.operation.into(),
             status: record_status(record.status).into(),
             raw_sha256: raw_sha256.clone(),
-            canonical: serialised.canonical.into(),
+            canonical: serialised.canonical,
             body_sha256: serialised.body_sha256.into(),
             received_at: received_at.clone(),
             index: index_entries(&canonical.fields),
@@ -248,8 +249,8 @@ pub fn lineage_writes(
 
 /// What `record_versions.canonical` holds for a version received again with the same
 /// content: the body stays in the row that has it (the *holder*: same record key, version and
-/// body digest, [`serialise`]) and this row names only what differs between receipts, in its own columns
-/// ([`PerRow`]). A source that re-sends its whole list every day (common for 双公示 feeds)
+/// body digest, [`serialise`]) and this row names only what differs between receipts, in its
+/// own columns ([`PerRow`]). A source that re-sends its whole list every day (common for 双公示 feeds)
 /// then costs a small row per record a day, not the record again. Readers put the body back
 /// with [`own_envelope`]; retention hands it to a row it keeps before it empties or deletes
 /// the holder (`store::retention`).
@@ -608,8 +609,9 @@ pub(super) async fn append_backlog<T: Tx>(
             }
             let mut q = sqlx::QueryBuilder::new("INSERT INTO record_versions (message_id, record_index, record_key, record_version, source_adapter, doc_type, catalog_item, catalog_version, operation, status, raw_sha256, canonical, body_sha256, received_at) ");
             q.push_values(chunk.iter().zip(&held), |mut row, (w, held)| {
-                // Shared text is bound by reference count, not copied (see `RecordLineage`).
-                let body = if *held { same_body.clone() } else { w.canonical.clone() };
+                // Shared text is bound by reference count, not copied (see `RecordLineage`); a
+                // body is copied only where it is stored.
+                let body = if *held { same_body.clone() } else { Arc::from(w.canonical.as_str()) };
                 row.push_bind(w.message_id.clone()).push_bind(w.record_index).push_bind(w.record_key.clone())
                     .push_bind(w.record_version.clone()).push_bind(w.source_adapter.clone()).push_bind(w.doc_type.clone())
                     .push_bind(w.catalog_item.clone()).push_bind(w.catalog_version.clone()).push_bind(w.operation.clone())
